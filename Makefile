@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make demo` (the whole job on the bundled demo scene) and `make test`.
+# Each creates .venv when it is missing. torch comes from the wheels this machine keeps on disk (pip's cap file).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fourreal-installed
+
+.PHONY: demo test bench system-deps
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# ns-render needs an ffmpeg binary and open3d (imported by ns-export) needs libusb.
+system-deps:
+	@if ! command -v ffmpeg >/dev/null 2>&1 || ! ldconfig -p | grep -q libusb-1.0; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq ffmpeg libusb-1.0-0 >/dev/null; \
+		else echo "Please install ffmpeg and libusb-1.0-0 (apt-get install ffmpeg libusb-1.0-0)"; exit 1; fi; \
+	fi
+
+demo: $(STAMP) system-deps
+	$(VENV)/bin/fourreal demo
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest -v --durations=20 tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_rasterizer.py
+	$(PY) benchmarks/bench_canonical_step.py

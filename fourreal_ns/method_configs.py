@@ -1,0 +1,135 @@
+"""Every default of the fourreal methods, in one place. method_configs.md explains each with its paper section.
+
+Registered with nerfstudio through entry points (pyproject.toml):
+- `4real-canonical`: stage 1, canonical Gaussians + per-frame deformation from the freeze-time video (paper 3.3);
+- `fourreal-data`: the scene-folder dataparser.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+import torch
+
+from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
+from nerfstudio.plugins.types import DataParserSpecification, MethodSpecification
+
+from fourreal_ns.data.dataparser import FourRealDataParserConfig
+from fourreal_ns.data.datamanager import FreezeTimeDataManagerConfig
+from fourreal_ns.models.canonical import FourRealCanonicalModelConfig
+from fourreal_ns.models.deformation import DeformationFieldConfig
+from fourreal_ns.schedulers import ExponentialDecayConfig
+
+CANONICAL_STEPS = 20000  # appendix C.1 and section 4: 20k iterations per stage
+
+
+def default_device() -> str:
+    """Train where the machine can: CUDA when present, else our CPU rasterizer."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def gaussian_optimizers(max_steps: int) -> dict:
+    """Adam for the Gaussians (appendix D.4; the colour and opacity rates are 3DGS's, as splatfacto's)."""
+    return {
+        "means": {
+            "optimizer": AdamOptimizerConfig(lr=1.6e-4, eps=1e-15),
+            "scheduler": ExponentialDecayConfig(lr_final=1.6e-6, max_steps=max_steps),
+        },
+        "features_dc": {"optimizer": AdamOptimizerConfig(lr=0.0025, eps=1e-15), "scheduler": None},
+        "features_rest": {"optimizer": AdamOptimizerConfig(lr=0.0025 / 20, eps=1e-15), "scheduler": None},
+        "opacities": {"optimizer": AdamOptimizerConfig(lr=0.05, eps=1e-15), "scheduler": None},
+        "scales": {"optimizer": AdamOptimizerConfig(lr=1e-3, eps=1e-15), "scheduler": None},
+        "quats": {"optimizer": AdamOptimizerConfig(lr=1e-3, eps=1e-15), "scheduler": None},
+        "camera_opt": {
+            "optimizer": AdamOptimizerConfig(lr=1e-4, eps=1e-15),
+            "scheduler": ExponentialDecayConfig(lr_final=5e-7, max_steps=max_steps, warmup_steps=1000),
+        },
+        "bilateral_grid": {
+            "optimizer": AdamOptimizerConfig(lr=2e-3, eps=1e-15),
+            "scheduler": ExponentialDecayConfig(lr_final=1e-4, max_steps=max_steps, warmup_steps=1000),
+        },
+    }
+
+
+def deformation_optimizer(max_steps: int) -> dict:
+    """Adam for a deformation MLP, 1e-3 decaying to 1e-5 (appendix D.4)."""
+    return {
+        "optimizer": AdamOptimizerConfig(lr=1e-3, eps=1e-15),
+        "scheduler": ExponentialDecayConfig(lr_final=1e-5, max_steps=max_steps),
+    }
+
+
+def canonical_trainer_config() -> TrainerConfig:
+    return TrainerConfig(
+        method_name="4real-canonical",
+        steps_per_eval_image=500,
+        steps_per_eval_batch=0,
+        steps_per_save=2000,
+        steps_per_eval_all_images=5000,
+        max_num_iterations=CANONICAL_STEPS,
+        mixed_precision=False,
+        machine=MachineConfig(device_type=default_device()),
+        pipeline=VanillaPipelineConfig(
+            datamanager=FreezeTimeDataManagerConfig(
+                dataparser=FourRealDataParserConfig(videos=("freeze",)),
+                cache_images_type="uint8",
+            ),
+            model=FourRealCanonicalModelConfig(
+                deformation=DeformationFieldConfig(depth=8, width=256, skip_layer=4, position_freqs=10, code_freqs=6),
+                deformation_start_step=3000,
+                small_motion_weight=0.01,
+                stop_split_at=15000,
+                densify_grad_thresh=2e-4,
+                cull_alpha_thresh=5e-3,
+                multiview_sds_start_step=15000,
+                multiview_sds_end_step=CANONICAL_STEPS,
+                multiview_sds_weight=5.0,
+            ),
+        ),
+        optimizers={**gaussian_optimizers(CANONICAL_STEPS), "deformation": deformation_optimizer(CANONICAL_STEPS)},
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
+        vis="viewer",
+    )
+
+
+fourreal_canonical = MethodSpecification(
+    config=canonical_trainer_config(),
+    description="4Real stage 1: canonical Gaussians + per-frame deformation from a freeze-time video (paper 3.3)",
+)
+
+fourreal_dataparser = DataParserSpecification(
+    config=FourRealDataParserConfig(),
+    description="A fourreal scene folder: freeze-time, reference and grid frames with times and a canonical block",
+)
+
+
+def short_cpu_schedule(steps: int = 600, deformation_start: int = 150) -> List[str]:
+    """`ns-train 4real-canonical` options that fit the CPU: a small scene (about 96 x 54) in a few minutes.
+
+    The paper's schedule scaled down: warm-up, deformation and densification in proportion, a smaller MLP (the
+    8 x 256 network costs ~0.3 s a step on two cores), densification from step 100 every 50 steps, SH degree raised
+    every 100 steps, full resolution from the start. method_configs.md lists each change.
+    """
+    return [
+        f"--max-num-iterations={steps}",
+        f"--pipeline.model.deformation-start-step={deformation_start}",
+        f"--pipeline.model.stop-split-at={int(steps * 0.75)}",
+        f"--pipeline.model.multiview-sds-start-step={int(steps * 0.75)}",
+        f"--pipeline.model.multiview-sds-end-step={steps}",
+        "--pipeline.model.deformation.depth=4",
+        "--pipeline.model.deformation.width=64",
+        "--pipeline.model.deformation.skip-layer=2",
+        "--pipeline.model.warmup-length=100",
+        "--pipeline.model.refine-every=50",
+        "--pipeline.model.reset-alpha-every=1000",
+        "--pipeline.model.sh-degree-interval=100",
+        "--pipeline.model.num-downscales=0",
+        "--pipeline.model.compute-lpips=False",
+        f"--optimizers.means.scheduler.max-steps={steps}",
+        f"--optimizers.deformation.scheduler.max-steps={steps}",
+        f"--optimizers.camera-opt.scheduler.max-steps={steps}",
+        "--optimizers.camera-opt.scheduler.warmup-steps=0",
+    ]

@@ -1,0 +1,1 @@
+"""Gaussian models of the two stages, the deformation network and its regularisers."""

@@ -1,0 +1,105 @@
+"""Stage 1 of 4Real: canonical Gaussians from a noisy freeze-time video (paper 3.3, appendix C.1).
+
+A generated freeze-time video is not a perfect orbit around a frozen scene: objects drift and jitter, and the
+geometry is not quite consistent from frame to frame. 4Real explains those imperfections by a per-frame
+deformation w_mv(x, k) = (dx, dq, ds) of one set of canonical Gaussians, learned together with them (eq. 2),
+kept small (eq. 3, weight 0.01) and exactly zero at the canonical frame k_c, the frame that shows the reference
+video's canonical image. What is kept for stage 2 are the canonical Gaussians; the deformation is thrown away.
+
+Schedule (appendix C.1, all in the config): a warm-up without deformation (the MLP is not evaluated, so its
+weights do not change), then deformation on; densification until `stop_split_at`; a multi-view SDS window at the
+end (filled by the guidance module).
+
+Which cameras are deformed: freeze-time frames (their `view` gives the frame code k / (K - 1)), also held-out ones
+at evaluation; any camera without frame metadata (the viewer, ns-render, ground-truth cameras) renders the
+canonical scene.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Type
+
+from torch import Tensor
+from torch.nn import Parameter
+
+from nerfstudio.cameras.cameras import Cameras
+
+from fourreal_ns.data.scene import VIDEO_IDS
+from fourreal_ns.models.deformation import DeformationField, DeformationFieldConfig, Deltas
+from fourreal_ns.models.regularizers import small_motion_loss
+from fourreal_ns.models.splats import DeformableSplatModel, DeformableSplatModelConfig
+
+
+@dataclass
+class FourRealCanonicalModelConfig(DeformableSplatModelConfig):
+    """4real-canonical: canonical Gaussians + per-frame deformation (defaults: method_configs.py / .md)."""
+
+    _target: Type = field(default_factory=lambda: FourRealCanonicalModel)
+    deformation: DeformationFieldConfig = field(default_factory=DeformationFieldConfig)
+    """The per-frame deformation MLP w_mv (appendix D.3)."""
+    deformation_start_step: int = 3000
+    """Warm-up: steps before this train the Gaussians alone (appendix C.1a)."""
+    small_motion_weight: float = 0.01
+    """Weight of the small-motion loss, eq. 3 (appendix E.1)."""
+    multiview_sds_start_step: int = 15000
+    """First step of multi-view SDS (appendix C.1c)."""
+    multiview_sds_end_step: int = 20000
+    """Step at which multi-view SDS ends (the paper runs it over the last 5k of 20k steps)."""
+    multiview_sds_weight: float = 5.0
+    """Weight of the multi-view SDS loss (appendix E.1)."""
+    deform_eval_frames: bool = True
+    """Render held-out freeze-time frames with their per-frame deformation (as the video shows them); False renders
+    them canonical."""
+
+
+class FourRealCanonicalModel(DeformableSplatModel):
+    """Splatfacto + the per-frame deformation of the freeze-time video."""
+
+    config: FourRealCanonicalModelConfig
+
+    def populate_modules(self) -> None:
+        super().populate_modules()
+        metadata = self.kwargs.get("metadata", {}) or {}
+        canonical = metadata.get("canonical", {"freeze_frame": 0})
+        self.num_freeze_views = int(metadata.get("num_freeze_views", 1))
+        self.canonical_view = int(canonical["freeze_frame"])
+        self.deformation: DeformationField = self.config.deformation.setup(
+            canonical_code=self.frame_code(self.canonical_view)
+        )
+
+    def frame_code(self, view):
+        """The per-frame code of freeze frame `view`: its position along the orbit in [0, 1]."""
+        return view / max(self.num_freeze_views - 1, 1)
+
+    def deformation_active(self) -> bool:
+        return not self.training or self.step >= self.config.deformation_start_step
+
+    def in_multiview_sds_window(self, step: int) -> bool:
+        return self.config.multiview_sds_start_step <= step < self.config.multiview_sds_end_step
+
+    def deltas_for_camera(self, camera: Cameras) -> Optional[Deltas]:
+        metadata = camera.metadata or {}
+        if "view" not in metadata or "video_id" not in metadata or not self.deformation_active():
+            return None
+        if int(metadata["video_id"].flatten()[0]) != VIDEO_IDS["freeze"]:
+            return None
+        if not self.training and not self.config.deform_eval_frames:
+            return None
+        view = int(metadata["view"].flatten()[0])
+        if view == self.canonical_view:
+            return None  # exactly the canonical scene (paper 3.3)
+        code = self.frame_code(float(view))
+        # Like Deformable 3DGS, the field reads the canonical positions without moving them.
+        return self.deformation(self.means.detach(), code)
+
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
+        if self.training and self.last_deltas is not None:
+            loss_dict["small_motion"] = self.config.small_motion_weight * small_motion_loss(self.last_deltas)
+        return loss_dict
+
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        groups = super().get_param_groups()
+        groups["deformation"] = list(self.deformation.parameters())
+        return groups

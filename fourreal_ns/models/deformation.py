@@ -1,0 +1,118 @@
+"""The deformation network of 4Real (paper appendix D.3, after Deformable 3D Gaussians [67]).
+
+One MLP maps a Gaussian's canonical position and a scalar code to offsets of its position, rotation and
+(log-)scale:
+
+    F(gamma(x), gamma(c)) -> (dx, dq, ds)
+
+- gamma is the NeRF positional encoding [v, sin(2^k v), cos(2^k v)] for k < num_freqs, per coordinate;
+- 8 fully connected layers of 256 units with ReLU, the encoded input concatenated again at layer 4;
+- three linear heads without activation, initialised to zero so that training starts from the canonical scene.
+
+The code c is a per-frame code (stage 1: the freeze-time frame's position along the orbit) or time (stage 2).
+The field is exactly zero at the canonical code: the paper picks the canonical frame so that its deformation is
+zero (section 3.3), and we make that exact rather than learned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple, Type
+
+import torch
+from torch import Tensor, nn
+
+from nerfstudio.configs.base_config import InstantiateConfig
+
+
+def positional_encoding(values: Tensor, num_freqs: int) -> Tensor:
+    """[..., D] -> [..., D * (1 + 2 * num_freqs)]: the identity, then sin and cos at frequencies 2^0 .. 2^(F-1)."""
+    if num_freqs == 0:
+        return values
+    freqs = 2.0 ** torch.arange(num_freqs, device=values.device, dtype=values.dtype)
+    scaled = values[..., None, :] * freqs[:, None]  # [..., F, D]
+    encoded = torch.cat([torch.sin(scaled), torch.cos(scaled)], dim=-2).flatten(-2)
+    return torch.cat([values, encoded], dim=-1)
+
+
+class Deltas(NamedTuple):
+    """Offsets for every Gaussian: position [N, 3], quaternion [N, 4] (wxyz, added before normalisation), log-scale
+    [N, 3]."""
+
+    means: Tensor
+    quats: Tensor
+    scales: Tensor
+
+    @staticmethod
+    def zeros(num: int, device: torch.device, dtype: torch.dtype = torch.float32) -> "Deltas":
+        return Deltas(
+            torch.zeros(num, 3, device=device, dtype=dtype),
+            torch.zeros(num, 4, device=device, dtype=dtype),
+            torch.zeros(num, 3, device=device, dtype=dtype),
+        )
+
+
+@dataclass
+class DeformationFieldConfig(InstantiateConfig):
+    """Shape of the deformation MLP (appendix D.3)."""
+
+    _target: Type = field(default_factory=lambda: DeformationField)
+    depth: int = 8
+    """Number of hidden fully connected layers (paper: 8)."""
+    width: int = 256
+    """Units per hidden layer (paper: 256)."""
+    skip_layer: int = 4
+    """The encoded input is concatenated to the input of this layer (paper: the fourth)."""
+    position_freqs: int = 10
+    """Positional-encoding frequencies for the canonical position x (Deformable 3DGS: 10)."""
+    code_freqs: int = 6
+    """Positional-encoding frequencies for the per-frame code or time (Deformable 3DGS: 6 for time)."""
+
+
+class DeformationField(nn.Module):
+    """w(x, c) -> (dx, dq, ds), exactly zero wherever c equals the canonical code."""
+
+    def __init__(self, config: DeformationFieldConfig, canonical_code: float = 0.0) -> None:
+        super().__init__()
+        self.config = config
+        # A buffer so that it follows the module to its device and is saved in checkpoints.
+        self.register_buffer("canonical_code", torch.tensor(float(canonical_code)))
+        input_dim = 3 * (1 + 2 * config.position_freqs) + (1 + 2 * config.code_freqs)
+        self.layers = nn.ModuleList()
+        for i in range(config.depth):
+            in_dim = input_dim if i == 0 else config.width
+            if i == config.skip_layer and i > 0:
+                in_dim += input_dim
+            self.layers.append(nn.Linear(in_dim, config.width))
+        self.head_means = nn.Linear(config.width, 3)
+        self.head_quats = nn.Linear(config.width, 4)
+        self.head_scales = nn.Linear(config.width, 3)
+        for head in (self.head_means, self.head_quats, self.head_scales):
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+
+    def forward(self, positions: Tensor, code: Tensor | float) -> Deltas:
+        """positions [N, 3] (canonical means; the caller decides whether gradients flow into them), code: a scalar
+        (one frame or time for every Gaussian) or [N] / [N, 1]."""
+        num = positions.shape[0]
+        code = torch.as_tensor(code, device=positions.device, dtype=positions.dtype).reshape(-1, 1)
+        if code.shape[0] == 1:
+            if bool(code[0, 0] == self.canonical_code):
+                return Deltas.zeros(num, positions.device, positions.dtype)
+            code = code.expand(num, 1)
+        encoded = torch.cat(
+            [positional_encoding(positions, self.config.position_freqs), positional_encoding(code, self.config.code_freqs)],
+            dim=-1,
+        )
+        hidden = encoded
+        for i, layer in enumerate(self.layers):
+            if i == self.config.skip_layer and i > 0:
+                hidden = torch.cat([hidden, encoded], dim=-1)
+            hidden = torch.relu(layer(hidden))
+        # Per-Gaussian codes: zero exactly where the code is the canonical one.
+        moving = (code != self.canonical_code).to(positions.dtype)
+        return Deltas(
+            self.head_means(hidden) * moving,
+            self.head_quats(hidden) * moving,
+            self.head_scales(hidden) * moving,
+        )
