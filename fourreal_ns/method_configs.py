@@ -2,7 +2,7 @@
 
 Registered with nerfstudio through entry points (pyproject.toml):
 - `4real-canonical`: stage 1, canonical Gaussians + per-frame deformation from the freeze-time video (paper 3.3);
-- `fourreal-data`: the scene-folder dataparser.
+(The `fourreal-data` dataparser is registered from fourreal_ns/data/dataparser.py.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
-from nerfstudio.plugins.types import DataParserSpecification, MethodSpecification
+from nerfstudio.plugins.types import MethodSpecification
 
 from fourreal_ns.data.dataparser import FourRealDataParserConfig
 from fourreal_ns.data.datamanager import FreezeTimeDataManagerConfig
@@ -98,11 +98,6 @@ def canonical_trainer_config() -> TrainerConfig:
 fourreal_canonical = MethodSpecification(
     config=canonical_trainer_config(),
     description="4Real stage 1: canonical Gaussians + per-frame deformation from a freeze-time video (paper 3.3)",
-)
-
-fourreal_dataparser = DataParserSpecification(
-    config=FourRealDataParserConfig(),
-    description="A fourreal scene folder: freeze-time, reference and grid frames with times and a canonical block",
 )
 
 
