@@ -2,6 +2,7 @@
 
 Registered with nerfstudio through entry points (pyproject.toml):
 - `4real-canonical`: stage 1, canonical Gaussians + per-frame deformation from the freeze-time video (paper 3.3);
+- `4real-motion`: stage 2, temporal deformation fitted to the reference video (paper 3.4);
 (The `fourreal-data` dataparser is registered from fourreal_ns/data/dataparser.py.)
 """
 
@@ -14,16 +15,18 @@ import torch
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.trainer import TrainerConfig
-from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from fourreal_ns.data.dataparser import FourRealDataParserConfig
-from fourreal_ns.data.datamanager import FreezeTimeDataManagerConfig
+from fourreal_ns.data.datamanager import FreezeTimeDataManagerConfig, ReferenceVideoDataManagerConfig
 from fourreal_ns.models.canonical import FourRealCanonicalModelConfig
 from fourreal_ns.models.deformation import DeformationFieldConfig
+from fourreal_ns.models.motion import FourRealMotionModelConfig
+from fourreal_ns.pipeline import FourRealPipelineConfig
 from fourreal_ns.schedulers import ExponentialDecayConfig
 
 CANONICAL_STEPS = 20000  # appendix C.1 and section 4: 20k iterations per stage
+MOTION_STEPS = 20000  # C.2: motion fit 10k + growth 5k + joint fine-tune 5k (with SDS), steps 20k-40k of the run
 
 
 def default_device() -> str:
@@ -72,7 +75,7 @@ def canonical_trainer_config() -> TrainerConfig:
         max_num_iterations=CANONICAL_STEPS,
         mixed_precision=False,
         machine=MachineConfig(device_type=default_device()),
-        pipeline=VanillaPipelineConfig(
+        pipeline=FourRealPipelineConfig(
             datamanager=FreezeTimeDataManagerConfig(
                 dataparser=FourRealDataParserConfig(videos=("freeze",)),
                 cache_images_type="uint8",
@@ -98,6 +101,54 @@ def canonical_trainer_config() -> TrainerConfig:
 fourreal_canonical = MethodSpecification(
     config=canonical_trainer_config(),
     description="4Real stage 1: canonical Gaussians + per-frame deformation from a freeze-time video (paper 3.3)",
+)
+
+
+def motion_trainer_config() -> TrainerConfig:
+    return TrainerConfig(
+        method_name="4real-motion",
+        steps_per_eval_image=500,
+        steps_per_eval_batch=0,
+        steps_per_save=2000,
+        steps_per_eval_all_images=5000,
+        max_num_iterations=MOTION_STEPS,
+        mixed_precision=False,
+        machine=MachineConfig(device_type=default_device()),
+        pipeline=FourRealPipelineConfig(
+            datamanager=ReferenceVideoDataManagerConfig(
+                dataparser=FourRealDataParserConfig(videos=("reference", "freeze", "grid")),
+                cache_images_type="uint8",
+            ),
+            model=FourRealMotionModelConfig(
+                deformation=DeformationFieldConfig(depth=8, width=256, skip_layer=4, position_freqs=10, code_freqs=6),
+                motion_fit_steps=10000,
+                growth_steps=5000,
+                growth_cull_alpha_thresh=1e-2,
+                static_warmup_steps=3000,
+                densify_grad_thresh=2e-4,
+                cull_alpha_thresh=5e-3,
+                stop_split_at=15000,
+                norm_weight=0.01,
+                diff_weight=0.01,
+                rigid_weight=0.01,
+                rot_weight=0.01,
+                num_neighbours=20,
+                regularizer_samples=None,
+                sds_start_step=15000,
+                sds_end_step=MOTION_STEPS,
+                temporal_sds_weight=20.0,
+                multiview_sds_weight=5.0,
+            ),
+        ),
+        optimizers={**gaussian_optimizers(MOTION_STEPS), "deformation": deformation_optimizer(MOTION_STEPS)},
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
+        vis="viewer",
+    )
+
+
+fourreal_motion = MethodSpecification(
+    config=motion_trainer_config(),
+    description="4Real stage 2: temporal deformation of canonical Gaussians fitted to the reference video (paper 3.4)",
 )
 
 
@@ -127,4 +178,31 @@ def short_cpu_schedule(steps: int = 600, deformation_start: int = 150) -> List[s
         f"--optimizers.deformation.scheduler.max-steps={steps}",
         f"--optimizers.camera-opt.scheduler.max-steps={steps}",
         "--optimizers.camera-opt.scheduler.warmup-steps=0",
+    ]
+
+
+def short_cpu_motion_schedule(steps: int = 600, with_canonical: bool = True) -> List[str]:
+    """`ns-train 4real-motion` options for the CPU: the paper's stage proportions (10k / 5k / 5k of 20k) scaled to
+    `steps`, the test-size MLP, densification every 50 steps. method_configs.md lists each change."""
+    motion_fit, growth = int(steps * 0.5), int(steps * 0.25)
+    return [
+        f"--max-num-iterations={steps}",
+        f"--pipeline.model.motion-fit-steps={motion_fit}",
+        f"--pipeline.model.growth-steps={growth}",
+        f"--pipeline.model.static-warmup-steps={int(steps * 0.15) if not with_canonical else 0}",
+        f"--pipeline.model.stop-split-at={int(steps * 0.75)}",
+        f"--pipeline.model.sds-start-step={motion_fit + growth}",
+        f"--pipeline.model.sds-end-step={steps}",
+        "--pipeline.model.deformation.depth=4",
+        "--pipeline.model.deformation.width=64",
+        "--pipeline.model.deformation.skip-layer=2",
+        "--pipeline.model.regularizer-samples=2048",
+        "--pipeline.model.warmup-length=50",
+        "--pipeline.model.refine-every=50",
+        "--pipeline.model.reset-alpha-every=1000",
+        "--pipeline.model.sh-degree-interval=100",
+        "--pipeline.model.num-downscales=0",
+        "--pipeline.model.compute-lpips=False",
+        f"--optimizers.means.scheduler.max-steps={steps}",
+        f"--optimizers.deformation.scheduler.max-steps={steps}",
     ]

@@ -1,4 +1,9 @@
-"""Shared test helpers: nerfstudio commands in subprocesses, the shared test data, trained runs reused per session."""
+"""Shared test helpers: nerfstudio commands in subprocesses, the shared test data, trained runs reused per session.
+
+Session fixtures (built once, on first use, in a temporary folder):
+- `demo_scene`: `fourreal demo-scene` with seed 0;
+- `canonical_run`: config.yml of `ns-train 4real-canonical` on it with the short CPU schedule (CANONICAL_STEPS).
+"""
 
 from __future__ import annotations
 
@@ -39,3 +44,37 @@ def run_ns(args: List[str], timeout: float = 900, cwd: Path | None = None) -> su
             f"--- stderr\n{result.stderr[-6000:]}"
         )
     return result
+
+
+CANONICAL_STEPS = 600
+CANONICAL_DEFORMATION_START = 150
+
+
+def train_canonical(scene: Path, output: Path, name: str, extra: List[str], steps: int = CANONICAL_STEPS) -> Path:
+    """`ns-train 4real-canonical` with the short CPU schedule; returns the run's config.yml."""
+    from fourreal_ns.method_configs import short_cpu_schedule
+
+    run_ns([
+        "ns-train", "4real-canonical", "--data", str(scene), "--output-dir", str(output), "--experiment-name", name,
+        "--timestamp", "run", "--vis", "tensorboard", "--viewer.quit-on-train-completion", "True",
+        "--steps-per-save", str(steps), *short_cpu_schedule(steps, CANONICAL_DEFORMATION_START), *extra,
+    ])  # fmt: skip
+    return output / name / "4real-canonical" / "run" / "config.yml"
+
+
+@pytest.fixture(scope="session")
+def demo_scene(tmp_path_factory) -> Path:
+    from fourreal_ns.demo_scene import make_demo_scene
+
+    return make_demo_scene(tmp_path_factory.mktemp("demo") / "scene", seed=0)
+
+
+@pytest.fixture(scope="session")
+def canonical_runs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("canonical_runs")
+
+
+@pytest.fixture(scope="session")
+def canonical_run(demo_scene, canonical_runs) -> Path:
+    """A finished 4real-canonical run on the demo scene (short CPU schedule, per-frame deformation on)."""
+    return train_canonical(demo_scene, canonical_runs, "with_deformation", [])

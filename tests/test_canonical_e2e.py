@@ -16,44 +16,27 @@ import numpy as np
 import pytest
 import torch
 
-from fourreal_ns.demo_scene import make_demo_scene
-from fourreal_ns.method_configs import short_cpu_schedule
-
-from conftest import run_ns
+from conftest import CANONICAL_STEPS, run_ns, train_canonical
 
 pytestmark = pytest.mark.e2e
 
-STEPS = 600
-DEFORMATION_START = 150
-
-
-def train(scene: Path, output: Path, name: str, extra: list, steps: int = STEPS) -> Path:
-    run_ns([
-        "ns-train", "4real-canonical", "--data", str(scene), "--output-dir", str(output), "--experiment-name", name,
-        "--timestamp", "run", "--vis", "tensorboard", "--viewer.quit-on-train-completion", "True",
-        "--steps-per-save", str(steps), *short_cpu_schedule(steps, DEFORMATION_START), *extra,
-    ])  # fmt: skip
-    return output / name / "4real-canonical" / "run" / "config.yml"
+STEPS = CANONICAL_STEPS
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> Path:
-    return make_demo_scene(tmp_path_factory.mktemp("demo") / "scene", seed=0)
+def scene(demo_scene) -> Path:
+    return demo_scene
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("runs")
+def with_deformation(canonical_run) -> Path:
+    return canonical_run
 
 
 @pytest.fixture(scope="module")
-def with_deformation(scene, runs) -> Path:
-    return train(scene, runs, "with_deformation", [])
-
-
-@pytest.fixture(scope="module")
-def without_deformation(scene, runs) -> Path:
-    return train(scene, runs, "without_deformation", [f"--pipeline.model.deformation-start-step={STEPS + 1}"])
+def without_deformation(demo_scene, canonical_runs) -> Path:
+    return train_canonical(demo_scene, canonical_runs, "without_deformation",
+                           [f"--pipeline.model.deformation-start-step={STEPS + 1}"])
 
 
 def latest_checkpoint(config: Path) -> dict:

@@ -1,4 +1,10 @@
-"""The freeze-time datamanager: whole images of the freeze-time video, one per step, on CPU or CUDA.
+"""The datamanagers: whole images of a fourreal scene, one per step, on CPU or CUDA.
+
+`FreezeTimeDataManager` (stage 1) serves the freeze-time video; `ReferenceVideoDataManager` (stage 2) serves the
+reference video first and every video later: the pipeline tells it which videos the model's current stage trains
+on (`use_videos`), and it draws only frames of those.
+
+The freeze-time datamanager:
 
 nerfstudio's FullImageDatamanager with what stage 1 (paper 3.3) needs:
 - each camera it yields carries its frame's `view` and `video_id` (from the dataparser) and `cam_idx`, so the
@@ -11,7 +17,7 @@ nerfstudio's FullImageDatamanager with what stage 1 (paper 3.3) needs:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Optional, Type
+from typing import Dict, List, Literal, Optional, Sequence, Type
 
 import torch
 
@@ -64,3 +70,43 @@ class FreezeTimeDataManager(FullImageDatamanager):
         """(view, video_id) of every training image, in dataset order."""
         metadata = self.train_dataset.cameras.metadata
         return list(zip(metadata["view"].flatten().tolist(), metadata["video_id"].flatten().tolist()))
+
+
+@dataclass
+class ReferenceVideoDataManagerConfig(FreezeTimeDataManagerConfig):
+    """Full images of every video of a fourreal scene, with their times; which videos are drawn follows the stage."""
+
+    _target: Type = field(default_factory=lambda: ReferenceVideoDataManager)
+    dataparser: FourRealDataParserConfig = field(default_factory=FourRealDataParserConfig)
+
+
+class ReferenceVideoDataManager(FreezeTimeDataManager):
+    """Stage 2 (paper C.2): reference frames during motion fitting and growth, all frames in the joint fine-tune."""
+
+    config: ReferenceVideoDataManagerConfig
+    _videos: Optional[frozenset] = None  # None: every video
+
+    def use_videos(self, videos: Optional[Sequence[str]]) -> None:
+        """Draw only frames of these videos from now on (None: every video). Starts a new epoch when it changes."""
+        wanted = None if videos is None else frozenset(VIDEO_IDS[video] for video in videos)
+        if wanted == self._videos:
+            return
+        self._videos = wanted
+        if not self.sample_train_cameras():
+            available = sorted({name for name, i in VIDEO_IDS.items() if i in set(self._video_ids())})
+            raise ValueError(
+                f"No training frame of the videos {sorted(videos or [])} in this scene (it has {available}). "
+                "Check the scene folder, or --pipeline.datamanager.dataparser.videos."
+            )
+        self.train_unseen_cameras = self.sample_train_cameras()
+
+    def _video_ids(self) -> List[int]:
+        return self.train_dataset.cameras.metadata["video_id"].flatten().tolist()
+
+    def sample_train_cameras(self):
+        """nerfstudio's epoch of shuffled training indices, restricted to the current videos."""
+        indices = super().sample_train_cameras()
+        if self._videos is None:
+            return indices
+        video_ids = self._video_ids()
+        return [index for index in indices if video_ids[index] in self._videos]

@@ -60,6 +60,12 @@ def held_out(frames: List[SceneFrame], scene: Scene, eval_every: int) -> List[bo
     return flags
 
 
+def reference_time_step(scene: Scene) -> float:
+    """The time between consecutive reference (or grid) frames, 0 where there is only one time."""
+    times = sorted({frame.time for frame in scene.frames if frame.video in ("reference", "grid")})
+    return float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+
+
 class FourRealDataParser(DataParser):
     config: FourRealDataParserConfig
     includes_time: bool = True
@@ -118,6 +124,7 @@ class FourRealDataParser(DataParser):
             "num_freeze_views": scene.num_freeze_views,
             "generation": dict(scene.generation),
             "scene": str(scene.folder),
+            "reference_time_step": reference_time_step(scene),
         }
         all_centres = np.stack([frame.transform_matrix[:3, 3] for frame in scene.frames]) * scale
         extent = float(np.abs(all_centres).max()) if len(all_centres) else 1.0

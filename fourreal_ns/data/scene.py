@@ -123,8 +123,11 @@ def _parse_frame(raw: dict, index: int, defaults: dict, folder: Path, path: Path
         raise SceneFormatError(f"{path}: {where} has `view` = {view!r}; it must be an integer >= 0.")
     matrix = np.asarray(raw["transform_matrix"], dtype=object)
     if matrix.shape not in ((4, 4), (3, 4)):
+        shape = f"shape {matrix.shape}"
+        if matrix.ndim == 1 and len(matrix) and all(isinstance(row, list) for row in matrix):  # ragged rows
+            shape = f"rows of lengths {', '.join(str(len(row)) for row in matrix)}"
         raise SceneFormatError(
-            f"{path}: {where} has a `transform_matrix` of shape {matrix.shape}; it must be a 4 x 4 (or 3 x 4) "
+            f"{path}: {where} has a `transform_matrix` of {shape}; it must be a 4 x 4 (or 3 x 4) "
             "camera-to-world matrix in nerfstudio's OpenGL convention."
         )
     for value in matrix.flatten():

@@ -128,7 +128,12 @@ class DeformableSplatModel(SplatfactoModel):
                 grid_Y=self.config.grid_shape[1],
                 grid_W=self.config.grid_shape[2],
             )
-        self.strategy = DefaultStrategy(
+        self.strategy = self.make_strategy()
+        self.strategy_state = self.strategy.initialize_state(scene_scale=1.0)
+
+    def make_strategy(self) -> DefaultStrategy:
+        """gsplat's densification (split, clone, prune, opacity reset) with splatfacto's settings."""
+        return DefaultStrategy(
             prune_opa=self.config.cull_alpha_thresh,
             grow_grad2d=self.config.densify_grad_thresh,
             grow_scale3d=self.config.densify_size_thresh,
@@ -145,7 +150,6 @@ class DeformableSplatModel(SplatfactoModel):
             revised_opacity=False,
             verbose=False,
         )
-        self.strategy_state = self.strategy.initialize_state(scene_scale=1.0)
 
     def load_state_dict(self, state_dict, strict: bool = True, **kwargs):  # type: ignore[override]
         """Resize the Gaussians in place to the checkpoint's count, then load.
@@ -158,12 +162,36 @@ class DeformableSplatModel(SplatfactoModel):
             param.data = param.data.new_zeros((num,) + tuple(param.shape[1:]))
         return torch.nn.Module.load_state_dict(self, state_dict, strict=strict)
 
-    # ---------------------------------------------------------------- deformation hook
+    # ---------------------------------------------------------------- deformation hooks
     def deltas_for_camera(self, camera: Cameras) -> Optional[Deltas]:
         """Offsets of every Gaussian for this camera (its frame or time); None renders the canonical scene."""
         return None
 
+    def deltas_for_time(self, time: Optional[float]) -> Optional[Deltas]:
+        """Offsets of every Gaussian at scene time `time` (None: the canonical time); None: no motion."""
+        return None
+
+    @torch.no_grad()
+    def gaussians_at_time(self, time: Optional[float]) -> Dict[str, Tensor]:
+        """The Gaussian parameters (splatfacto's pre-activation layout: log-scales, raw quaternions, logit
+        opacities, SH coefficients) of the scene at `time`: what a 4D export writes per time step."""
+        params = {name: value.detach().clone() for name, value in self.gauss_params.items()}
+        deltas = self.deltas_for_time(time)
+        if deltas is not None:
+            params["means"] = params["means"] + deltas.means
+            params["quats"] = params["quats"] + deltas.quats
+            params["scales"] = params["scales"] + deltas.scales
+        return params
+
     # ---------------------------------------------------------------- rendering
+    def gaussians_for_rendering(self) -> Dict[str, Tensor]:
+        """The per-Gaussian tensors a render uses; a subclass may detach those it keeps frozen."""
+        return dict(self.gauss_params.items())
+
+    def active_sh_degree(self) -> int:
+        """Splatfacto's schedule: one more spherical-harmonics degree every `sh_degree_interval` steps."""
+        return min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
+
     def get_outputs(self, camera: Cameras) -> Dict[str, Union[Tensor, List]]:
         if not isinstance(camera, Cameras):
             return {}
@@ -175,10 +203,11 @@ class DeformableSplatModel(SplatfactoModel):
 
         deltas = self.deltas_for_camera(camera)
         self.last_deltas = deltas
-        means, quats, scales = self.means, self.quats, self.scales
+        gaussians = self.gaussians_for_rendering()
+        means, quats, scales = gaussians["means"], gaussians["quats"], gaussians["scales"]
         if deltas is not None:
             means, quats, scales = means + deltas.means, quats + deltas.quats, scales + deltas.scales
-        opacities, features_dc, features_rest = self.opacities, self.features_dc, self.features_rest
+        opacities, features_dc, features_rest = gaussians["opacities"], gaussians["features_dc"], gaussians["features_rest"]
 
         if self.crop_box is not None and not self.training:
             crop_ids = self.crop_box.within(means).squeeze()
@@ -198,7 +227,7 @@ class DeformableSplatModel(SplatfactoModel):
 
         render_mode = "RGB+ED" if (self.config.output_depth_during_training or not self.training) else "RGB"
         if self.config.sh_degree > 0:
-            sh_degree = min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
+            sh_degree = self.active_sh_degree()
         else:
             colors = torch.sigmoid(colors).squeeze(1)
             sh_degree = None
@@ -222,7 +251,7 @@ class DeformableSplatModel(SplatfactoModel):
             absgrad=self.strategy.absgrad,
             rasterize_mode=self.config.rasterize_mode,
         )
-        if self.training:
+        if self.training and self.info["means2d"].requires_grad:  # not when every Gaussian is frozen (stage 2)
             self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
 
         background = self._get_background_color()
@@ -236,6 +265,12 @@ class DeformableSplatModel(SplatfactoModel):
         if not self.training:
             background = background.expand(height, width, 3)
         return {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
+
+    def step_post_backward(self, step: int) -> None:
+        """Densification after the optimiser step (splatfacto's), skipped for a render nothing could learn from."""
+        if not self.info["means2d"].requires_grad:
+            return
+        super().step_post_backward(step)
 
     # ---------------------------------------------------------------- metrics
     def _lpips(self):

@@ -1,0 +1,338 @@
+"""Stage 2 of 4Real: temporal deformation of the canonical Gaussians, fitted to the reference video (paper 3.4,
+appendices B, C.2, D.2, E).
+
+The scene at time t is the canonical Gaussians moved by a temporal deformation field w_t(x, t) = (dx, dq, ds)
+(eq. 1), an MLP of the same shape as stage 1's per-frame field with time as its code, exactly zero at the canonical
+time t_c. It is fitted to the reference video with L1 + SSIM and kept plausible by the regularisers of appendix B
+(L_norm, L_diff, L_rigid, L_rot; `regularizers.py`), each weighted 0.01.
+
+Two ways to start:
+- from a 4real-canonical run (`canonical_checkpoint`; the paper's pipeline). The Gaussians are loaded inside
+  `populate_modules`, before the optimisers exist, and the schedule of appendix C.2 runs (steps counted from the
+  start of this stage):
+    motion fit    [0, motion_fit_steps)              reference frames, Gaussians frozen, only w_t learns;
+    growth        [.., + growth_steps)               reference frames, canonical Gaussians frozen, new ones are
+                                                     introduced and densified (growth.py, D.2, E.2);
+    joint         [.., max steps)                    every frame, every parameter;
+    SDS window    [sds_start_step, sds_end_step)     joint temporal + multi-view SDS (the guidance issue).
+- from scratch (no checkpoint; plain dynamic data such as D-NeRF): a static warm-up trains the Gaussians alone
+  for `static_warmup_steps`, then Gaussians and w_t train together on every frame, densifying as stage 1 does.
+
+Rendering at time t deforms, then rasterises; a camera without a time (ns-render interpolate, the viewer without
+its time slider) sees the canonical time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Type
+
+import torch
+from torch import Tensor
+from torch.nn import Parameter
+
+from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
+from nerfstudio.cameras.cameras import Cameras
+
+from fourreal_ns.models.deformation import DeformationField, DeformationFieldConfig, Deltas
+from fourreal_ns.models.growth import FrozenPrefixStrategy, introduce_new_gaussians
+from fourreal_ns.models.regularizers import (
+    NeighbourGraph,
+    diff_loss,
+    nearest_neighbours,
+    norm_loss,
+    rigid_loss,
+    rotation_loss,
+)
+from fourreal_ns.models.splats import DeformableSplatModel, DeformableSplatModelConfig
+
+GAUSSIAN_NAMES = ("means", "scales", "quats", "features_dc", "features_rest", "opacities")
+OPTION = "--pipeline.model.canonical-checkpoint"
+
+
+@dataclass
+class FourRealMotionModelConfig(DeformableSplatModelConfig):
+    """4real-motion: temporal deformation of canonical Gaussians (defaults: method_configs.py / .md)."""
+
+    _target: Type = field(default_factory=lambda: FourRealMotionModel)
+    canonical_checkpoint: Optional[Path] = None
+    """A 4real-canonical run (its folder, its config.yml, its nerfstudio_models folder or a .ckpt file). None
+    trains canonical Gaussians and motion together from a static warm-up (plain dynamic data such as D-NeRF)."""
+    deformation: DeformationFieldConfig = field(default_factory=DeformationFieldConfig)
+    """The temporal deformation MLP w_t (appendix D.3); its code is time."""
+    motion_fit_steps: int = 10000
+    """With a canonical run: steps fitting the motion with the Gaussians frozen (appendix C.2a)."""
+    growth_steps: int = 5000
+    """With a canonical run: steps growing new Gaussians with the canonical ones frozen (C.2b, D.2)."""
+    growth_cull_alpha_thresh: float = 1e-2
+    """Opacity threshold for pruning during growth, tau_alpha (appendix E.2)."""
+    static_warmup_steps: int = 3000
+    """Without a canonical run: steps training the Gaussians alone before the motion starts."""
+    norm_weight: float = 0.01
+    """Weight of L_norm, eq. 7 (appendix E.1)."""
+    diff_weight: float = 0.01
+    """Weight of L_diff, eq. 8 (E.1)."""
+    rigid_weight: float = 0.01
+    """Weight of L_rigid, eqs. 9-11 (E.1)."""
+    rot_weight: float = 0.01
+    """Weight of L_rot, eq. 12 (E.1)."""
+    num_neighbours: int = 20
+    """k of the k-nearest-neighbour graph over canonical positions (appendix B; [33] uses 20)."""
+    neighbour_falloff: Optional[float] = None
+    """lambda_w of eq. 9. None: 1 / mean squared neighbour distance (the paper gives no value; it depends on the
+    scene's units)."""
+    regularizer_samples: Optional[int] = None
+    """Evaluate L_rigid, L_rot and L_diff on this many random Gaussians (and their neighbours) per step, an
+    unbiased estimate of the mean over all; None: every Gaussian (the paper). The CPU schedule sets it."""
+    regularizer_time_step: Optional[float] = None
+    """The gap between t-1 and t in eqs. 8, 10, 12. None: one reference frame (1 / (frames - 1))."""
+    sds_start_step: int = 15000
+    """First step of joint temporal + multi-view SDS (C.2d: from 35k of the whole run = 15k into this stage)."""
+    sds_end_step: int = 20000
+    """Step at which the SDS window ends (C.2d: it lasts 5k steps)."""
+    temporal_sds_weight: float = 20.0
+    """Weight of the temporal SDS loss (E.1)."""
+    multiview_sds_weight: float = 5.0
+    """Weight of the multi-view SDS loss (E.1)."""
+    camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="off"))
+    """Off: the reference camera is static and stage 1 already refined the poses."""
+
+
+def resolve_canonical_checkpoint(path: Path) -> Path:
+    """The .ckpt file of a 4real-canonical run given as a run folder, config.yml, nerfstudio_models or a file."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{OPTION} {path}: no such file or folder. Give the output folder of a finished `ns-train "
+            "4real-canonical` run (the one holding config.yml and nerfstudio_models/)."
+        )
+    if path.is_file() and path.suffix == ".ckpt":
+        return path
+    if path.is_file() and path.name == "config.yml":
+        path = path.parent
+    folder = path if path.name == "nerfstudio_models" else path / "nerfstudio_models"
+    checkpoints = sorted(folder.glob("step-*.ckpt")) if folder.is_dir() else []
+    if not checkpoints:
+        raise FileNotFoundError(
+            f"{OPTION} {path}: no checkpoint (nerfstudio_models/step-*.ckpt) there. Give the output folder of a "
+            "finished `ns-train 4real-canonical` run, its config.yml, or a .ckpt file."
+        )
+    return max(checkpoints, key=lambda p: int(p.stem.split("-")[-1]))
+
+
+def load_canonical_gaussians(path: Path) -> Dict[str, Tensor]:
+    """The canonical Gaussians (splatfacto's parameter layout) of a 4real-canonical checkpoint."""
+    checkpoint_file = resolve_canonical_checkpoint(path)
+    state = torch.load(checkpoint_file, map_location="cpu")
+    pipeline_state = state.get("pipeline", {}) if isinstance(state, dict) else {}
+    if any(key.startswith("_model.temporal_deformation.") for key in pipeline_state):
+        raise ValueError(
+            f"{OPTION} {checkpoint_file} is a 4real-motion run; stage 2 starts from a 4real-canonical run."
+        )
+    if "_model.gauss_params.means" not in pipeline_state or "_model.deformation.canonical_code" not in pipeline_state:
+        raise ValueError(
+            f"{OPTION} {checkpoint_file} is not a 4real-canonical checkpoint (no canonical Gaussians and per-frame "
+            "deformation in it). Train stage 1 first: `ns-train 4real-canonical --data SCENE`."
+        )
+    return {name: pipeline_state[f"_model.gauss_params.{name}"].float() for name in GAUSSIAN_NAMES}
+
+
+class FourRealMotionModel(DeformableSplatModel):
+    """Splatfacto + the temporal deformation of 4Real's stage 2."""
+
+    config: FourRealMotionModelConfig
+
+    # ---------------------------------------------------------------- construction
+    def populate_modules(self) -> None:
+        self.has_canonical = self.config.canonical_checkpoint is not None
+        super().populate_modules()
+        metadata = self.kwargs.get("metadata", {}) or {}
+        self.canonical_time = float(metadata.get("canonical", {}).get("time", 0.0))
+        self.reference_time_step = float(metadata.get("reference_time_step", 0.0)) or None
+        self.temporal_deformation: DeformationField = self.config.deformation.setup(canonical_code=self.canonical_time)
+        # How many leading Gaussians are frozen (growth.py); a buffer so that a resumed run keeps it.
+        self.register_buffer("num_frozen", torch.zeros((), dtype=torch.long))
+        self._neighbours: Optional[NeighbourGraph] = None
+        self._neighbours_key: Tuple[int, int] = (0, 0)
+        self.last_time: Optional[float] = None
+        if self.has_canonical:
+            self._load_canonical()
+
+    def _load_canonical(self) -> None:
+        gaussians = load_canonical_gaussians(self.config.canonical_checkpoint)
+        expected = self.gauss_params["features_rest"].shape[1:]
+        if gaussians["features_rest"].shape[1:] != expected:
+            raise ValueError(
+                f"{OPTION} {self.config.canonical_checkpoint}: its Gaussians have "
+                f"{gaussians['features_rest'].shape[1] + 1} spherical-harmonics coefficients, this model "
+                f"{expected[0] + 1}. Set --pipeline.model.sh-degree as in the canonical run."
+            )
+        for name, value in gaussians.items():
+            self.gauss_params[name] = Parameter(value.clone())
+
+    def make_strategy(self):
+        if not self.config.canonical_checkpoint:
+            return super().make_strategy()
+        growth_start = self.config.motion_fit_steps
+        return FrozenPrefixStrategy(
+            prune_opa=self.config.growth_cull_alpha_thresh,
+            grow_grad2d=self.config.densify_grad_thresh,
+            grow_scale3d=self.config.densify_size_thresh,
+            grow_scale2d=self.config.split_screen_size,
+            prune_scale3d=self.config.cull_scale_thresh,
+            prune_scale2d=self.config.cull_screen_size,
+            refine_scale2d_stop_iter=0,
+            refine_start_iter=growth_start,
+            refine_stop_iter=growth_start + self.config.growth_steps,
+            reset_every=self.config.reset_alpha_every * self.config.refine_every,
+            refine_every=self.config.refine_every,
+            absgrad=self.config.use_absgrad,
+            revised_opacity=False,
+            verbose=False,
+        )
+
+    # ---------------------------------------------------------------- schedule
+    def stage(self, step: int) -> str:
+        """"static-warm-up", "motion-fit", "growth" or "joint" (see the module docstring)."""
+        if not self.has_canonical:
+            return "static-warm-up" if step < self.config.static_warmup_steps else "joint"
+        if step < self.config.motion_fit_steps:
+            return "motion-fit"
+        if step < self.config.motion_fit_steps + self.config.growth_steps:
+            return "growth"
+        return "joint"
+
+    def training_videos(self, step: int) -> Optional[Sequence[str]]:
+        """Which videos the datamanager draws from at `step` (None: all); read by FourRealPipeline."""
+        return ("reference",) if self.stage(step) in ("motion-fit", "growth") else None
+
+    def in_sds_window(self, step: int) -> bool:
+        return self.config.sds_start_step <= step < self.config.sds_end_step
+
+    def motion_active(self) -> bool:
+        return not self.training or self.stage(self.step) != "static-warm-up"
+
+    def active_sh_degree(self) -> int:
+        # Canonical Gaussians arrive with every SH degree trained.
+        return self.config.sh_degree if self.has_canonical else super().active_sh_degree()
+
+    # ---------------------------------------------------------------- deformation
+    def deltas_for_time(self, time: Optional[float]) -> Optional[Deltas]:
+        if time is None or time == self.canonical_time:
+            return None
+        # As in stage 1, the field reads the canonical positions without moving them.
+        return self.temporal_deformation(self.means.detach(), float(time))
+
+    def deltas_for_camera(self, camera: Cameras) -> Optional[Deltas]:
+        time = None if camera.times is None else float(camera.times.flatten()[0])
+        self.last_time = time
+        if not self.motion_active():
+            return None
+        return self.deltas_for_time(time)
+
+    def gaussians_for_rendering(self) -> Dict[str, Tensor]:
+        """During motion fit every Gaussian is frozen, during growth the first `num_frozen` (growth.py)."""
+        gaussians = super().gaussians_for_rendering()
+        if not self.training or not self.has_canonical:
+            return gaussians
+        stage = self.stage(self.step)
+        if stage == "motion-fit":
+            return {name: value.detach() for name, value in gaussians.items()}
+        if stage == "growth":
+            frozen = int(self.num_frozen)
+            return {name: torch.cat([value[:frozen].detach(), value[frozen:]]) for name, value in gaussians.items()}
+        return gaussians
+
+    def step_post_backward(self, step: int) -> None:
+        if self.has_canonical and step == self.config.motion_fit_steps - 1:
+            # The last motion-fit step: the growth stage starts with copies of the canonical Gaussians whose
+            # gradients were high during the motion fit (D.2); the canonical ones stay frozen from here on.
+            self.strategy._update_state(self.gauss_params, self.strategy_state, self.info)
+            num_canonical = self.means.shape[0]
+            introduce_new_gaussians(self.gauss_params, self.optimizers, self.strategy_state,
+                                    self.config.densify_grad_thresh)  # fmt: skip
+            self.num_frozen.fill_(num_canonical)
+            return
+        if isinstance(self.strategy, FrozenPrefixStrategy):
+            self.strategy.num_frozen = int(self.num_frozen)
+        if self.has_canonical and self.stage(step) == "joint":
+            return  # no densification in the joint fine-tune (C.2c)
+        super().step_post_backward(step)
+
+    # ---------------------------------------------------------------- regularisers
+    def neighbours(self) -> NeighbourGraph:
+        """kNN over canonical positions, recomputed when the set of Gaussians has changed."""
+        means = self.gauss_params["means"]
+        key = (means.shape[0], means.data_ptr())
+        if self._neighbours is None or key != self._neighbours_key:
+            self._neighbours = nearest_neighbours(means.detach(), self.config.num_neighbours,
+                                                  self.config.neighbour_falloff)  # fmt: skip
+            self._neighbours_key = key
+        return self._neighbours
+
+    def previous_time(self, time: float) -> float:
+        """t - 1 of eqs. 8, 10 and 12: one reference frame earlier (later when that would be before 0)."""
+        step = self.config.regularizer_time_step or self.reference_time_step or 1.0 / 16
+        return time - step if time - step >= 0.0 else time + step
+
+    def regularizer_losses(self, deltas: Deltas, time: float) -> Dict[str, Tensor]:
+        """Appendix B's four losses at `time`, each weighted as E.1; gradients reach the deformation field only.
+
+        L_norm uses every Gaussian's offsets (already computed for the render). The others need the offsets one
+        time step earlier too: they are evaluated for the sampled Gaussians and their neighbours only."""
+        losses = {}
+        if self.config.norm_weight > 0:
+            losses["motion_norm"] = self.config.norm_weight * norm_loss(deltas)
+        if self.config.diff_weight <= 0 and self.config.rigid_weight <= 0 and self.config.rot_weight <= 0:
+            return losses
+        graph = self.neighbours()
+        num = deltas.means.shape[0]
+        if self.config.regularizer_samples is not None and self.config.regularizer_samples < num:
+            anchors = torch.randperm(num, device=deltas.means.device)[: self.config.regularizer_samples]
+        else:
+            anchors = torch.arange(num, device=deltas.means.device)
+        # The Gaussians involved (anchors and their neighbours), and the neighbour graph re-indexed into them.
+        involved, inverse = torch.unique(torch.cat([anchors, graph.indices[anchors].flatten()]), return_inverse=True)
+        local = NeighbourGraph(inverse[len(anchors):].reshape(len(anchors), -1), graph.weights[anchors], len(involved))
+        means, quats = self.means.detach()[involved], self.quats.detach()[involved]
+        now = Deltas(deltas.means[involved], deltas.quats[involved], deltas.scales[involved])
+        time_before = self.previous_time(time)
+        if time_before == self.canonical_time:
+            before = Deltas.zeros(len(involved), means.device, means.dtype)
+        else:
+            before = self.temporal_deformation(means, time_before)
+        anchor_rows = inverse[: len(anchors)]
+        if self.config.diff_weight > 0:
+            losses["motion_diff"] = self.config.diff_weight * diff_loss(now.means[anchor_rows], before.means[anchor_rows])
+        quats_now, quats_before = quats + now.quats, quats + before.quats
+        if self.config.rigid_weight > 0:
+            losses["motion_rigid"] = self.config.rigid_weight * rigid_loss(
+                means + now.means, quats_now, means + before.means, quats_before, local, anchor_rows
+            )
+        if self.config.rot_weight > 0:
+            losses["motion_rot"] = self.config.rot_weight * rotation_loss(quats_now, quats_before, local, anchor_rows)
+        return losses
+
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
+        if not self.training:
+            return loss_dict
+        if self.last_deltas is not None and self.last_time is not None:
+            loss_dict.update(self.regularizer_losses(self.last_deltas, self.last_time))
+        elif not loss_dict["main_loss"].requires_grad:
+            # A reference frame at the canonical time while every Gaussian is frozen: nothing here can learn from
+            # it (the motion is exactly zero at t_c). A zero term keeps the trainer's backward pass valid.
+            loss_dict["main_loss"] = loss_dict["main_loss"] + 0.0 * next(self.temporal_deformation.parameters()).sum()
+        return loss_dict
+
+    def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
+        metrics = super().get_metrics_dict(outputs, batch)
+        if self.training:
+            metrics["num_frozen_gaussians"] = int(self.num_frozen)
+        return metrics
+
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        groups = super().get_param_groups()
+        groups["deformation"] = list(self.temporal_deformation.parameters())
+        return groups

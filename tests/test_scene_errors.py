@@ -1,0 +1,173 @@
+"""Bad scene folders fail early with an actionable error and are left untouched.
+
+Each case breaks one thing in a copy of the demo scene and checks that
+(a) `load_scene` raises `SceneFormatError` whose message names transforms.json, the frame (its file_path) where
+    one is at fault, and says how to fix it;
+(b) every file of the scene folder (path -> sha256) is the same before and after.
+One subprocess test runs `ns-train 4real-canonical` on a broken scene: it exits non-zero, its output carries the
+same message, and the scene folder is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Dict
+
+import pytest
+from PIL import Image
+
+from fourreal_ns.data.scene import SceneFormatError, load_scene
+from conftest import ns_script
+
+# The frame every case breaks (a freeze frame that is not the canonical one).
+FRAME_INDEX = 3
+
+
+@pytest.fixture(scope="module")
+def pristine_scene(tmp_path_factory) -> Path:
+    """One demo scene for the module; each test breaks its own copy."""
+    from fourreal_ns.demo_scene import make_demo_scene
+
+    return make_demo_scene(tmp_path_factory.mktemp("scene_errors") / "scene", seed=0)
+
+
+@pytest.fixture
+def scene(pristine_scene, tmp_path) -> Path:
+    copy = tmp_path / "scene"
+    shutil.copytree(pristine_scene, copy)
+    return copy
+
+
+def folder_hash(folder: Path) -> Dict[str, str]:
+    """Relative path -> sha256 of every file under `folder` (new, missing and changed files all show)."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def read_transforms(scene: Path) -> dict:
+    return json.loads((scene / "transforms.json").read_text())
+
+
+def write_transforms(scene: Path, content: dict) -> None:
+    (scene / "transforms.json").write_text(json.dumps(content, indent=2))
+
+
+# ----------------------------------------------------------------------------------------------- breakages
+# Each returns the file_path of the frame at fault (None when the fault is not a frame's).
+def missing_image(scene: Path):
+    frame = read_transforms(scene)["frames"][FRAME_INDEX]
+    (scene / frame["file_path"]).unlink()
+    return frame["file_path"]
+
+
+def wrong_image_size(scene: Path):
+    frame = read_transforms(scene)["frames"][FRAME_INDEX]
+    path = scene / frame["file_path"]
+    with Image.open(path) as image:
+        resized = image.resize((image.width * 2, image.height * 2))
+    resized.save(path)
+    return frame["file_path"]
+
+
+def invalid_json(scene: Path):
+    text = (scene / "transforms.json").read_text()
+    (scene / "transforms.json").write_text(text[: len(text) // 2])  # cut off mid-file
+    return None
+
+
+def frame_without_transform_matrix(scene: Path):
+    content = read_transforms(scene)
+    del content["frames"][FRAME_INDEX]["transform_matrix"]
+    write_transforms(scene, content)
+    return content["frames"][FRAME_INDEX]["file_path"]
+
+
+def transform_matrix_wrong_shape(scene: Path):
+    content = read_transforms(scene)
+    content["frames"][FRAME_INDEX]["transform_matrix"] = content["frames"][FRAME_INDEX]["transform_matrix"][:2]
+    write_transforms(scene, content)
+    return content["frames"][FRAME_INDEX]["file_path"]
+
+
+def transform_matrix_ragged(scene: Path):
+    content = read_transforms(scene)
+    content["frames"][FRAME_INDEX]["transform_matrix"][2] = content["frames"][FRAME_INDEX]["transform_matrix"][2][:3]
+    write_transforms(scene, content)
+    return content["frames"][FRAME_INDEX]["file_path"]
+
+
+def missing_canonical_block(scene: Path):
+    content = read_transforms(scene)
+    del content["canonical"]
+    write_transforms(scene, content)
+    return None
+
+
+# case -> (breakage, regular expression of the fix wording the message must hold)
+CASES: Dict[str, tuple] = {
+    "missing_image": (missing_image, r"is missing\. Put the image there or remove the frame"),
+    "wrong_image_size": (wrong_image_size, r"192 x 108 pixels but the intrinsics say 96 x 54.*Resize the image"),
+    "invalid_json": (invalid_json, r"is not valid JSON \(line \d+, column \d+.*Fix the file"),
+    "no_transform_matrix": (frame_without_transform_matrix, r"has no `transform_matrix`\. Every frame needs"),
+    "transform_matrix_shape": (transform_matrix_wrong_shape, r"shape \(2, 4\); it must be a 4 x 4 \(or 3 x 4\)"),
+    "transform_matrix_ragged": (transform_matrix_ragged, r"rows of lengths 4, 4, 3, 4; it must be a 4 x 4"),
+    "no_canonical_block": (missing_canonical_block, r"has no `canonical` block\. Add \"canonical\": \{"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_scene_raises_clear_error_and_changes_nothing(scene: Path, case: str):
+    breakage, fix_pattern = CASES[case]
+    frame_file = breakage(scene)
+    before = folder_hash(scene)
+
+    with pytest.raises(SceneFormatError) as raised:
+        load_scene(scene)
+    message = str(raised.value)
+
+    assert str(scene / "transforms.json") in message, message
+    if frame_file is not None:
+        assert f"frame {FRAME_INDEX} ({frame_file})" in message, message
+    assert re.search(fix_pattern, message, flags=re.DOTALL), f"no fix wording /{fix_pattern}/ in: {message}"
+    assert folder_hash(scene) == before, "load_scene changed the scene folder"
+
+
+def test_intact_copy_loads(scene: Path):
+    """The breakages above are the only fault: the untouched copy loads (and is not changed either)."""
+    before = folder_hash(scene)
+    loaded = load_scene(scene)
+    assert len(loaded.frames) == len(read_transforms(scene)["frames"])
+    assert folder_hash(scene) == before
+
+
+def test_ns_train_on_broken_scene_fails_with_the_message(scene: Path, tmp_path: Path):
+    frame_file = wrong_image_size(scene)
+    before = folder_hash(scene)
+    with pytest.raises(SceneFormatError) as raised:
+        load_scene(scene)
+    expected = str(raised.value)
+
+    output = tmp_path / "outputs"
+    command = [
+        ns_script("ns-train"), "4real-canonical", "--data", str(scene), "--output-dir", str(output),
+        "--max-num-iterations", "1", "--vis", "tensorboard", "--viewer.quit-on-train-completion", "True",
+    ]  # fmt: skip
+    # cwd outside the scene and the project so that nothing relative can land in either
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    combined = result.stdout + result.stderr
+
+    assert result.returncode != 0, f"ns-train succeeded on a broken scene\n{combined[-4000:]}"
+    # Rich may wrap long lines in tracebacks: compare with whitespace collapsed.
+    flat = " ".join(combined.split())
+    assert "SceneFormatError" in flat, combined[-4000:]
+    assert " ".join(expected.split()) in flat, f"expected message\n{expected}\nnot in output\n{combined[-4000:]}"
+    assert frame_file in flat
+    assert folder_hash(scene) == before, "ns-train changed the scene folder"
