@@ -1,22 +1,75 @@
 """The `fourreal` command: tyro subcommands, each a dataclass with a `main()`.
 
-    fourreal demo                 build the demo scene, train on it on the CPU, render an orbit video
-    fourreal demo-scene OUT       write the procedural demo scene (scene format: docs/scene_format.md)
+    fourreal demo                                  build the demo scene, train on it on the CPU, render an orbit video
+    fourreal demo-scene OUT                        write the procedural demo scene (scene format: docs/scene_format.md)
+    fourreal import-dnerf NPZ OUT                  a packed D-NeRF scene (.npz) as a scene folder
+    fourreal camera-path {bullet-time,fixed-view,orbit-through-time} --load-config CFG --output PATH.json
+                                                   4D camera paths for `ns-render camera-path`
+    fourreal export ply-sequence --load-config CFG --output-dir DIR
+                                                   one standard 3DGS .ply per time step
+
+Commands import their heavy dependencies (nerfstudio's trainer, the models) inside `main()`, so `--help` is fast.
 """
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import dataclass
 from typing import Union
 
 import tyro
 from typing_extensions import Annotated
 
+from fourreal_ns.camera_paths import BulletTime, FixedView, OrbitThroughTime
+from fourreal_ns.data.dnerf_import import ImportDNeRF
 from fourreal_ns.demo import Demo
 from fourreal_ns.demo_scene import DemoSceneConfig
+from fourreal_ns.export.ply_sequence import ExportPlySequence
+
+
+def _doc(command: type) -> str:
+    """A command's docstring as one paragraph: its help text."""
+    return " ".join(inspect.cleandoc(command.__doc__ or "").split())
+
+
+@dataclass
+class CameraPath:
+    """Write a 4D camera path (keyframes with render_time) for `ns-render camera-path`, from a run's scene."""
+
+    path: tyro.conf.OmitSubcommandPrefixes[
+        Union[
+            Annotated[BulletTime, tyro.conf.subcommand("bullet-time", description=_doc(BulletTime))],
+            Annotated[FixedView, tyro.conf.subcommand("fixed-view", description=_doc(FixedView))],
+            Annotated[OrbitThroughTime,
+                      tyro.conf.subcommand("orbit-through-time", description=_doc(OrbitThroughTime))],
+        ]
+    ]
+
+    def main(self) -> None:
+        self.path.main()
+
+
+@dataclass
+class Export:
+    """Export a trained 4D scene."""
+
+    format: tyro.conf.OmitSubcommandPrefixes[
+        Union[
+            Annotated[ExportPlySequence, tyro.conf.subcommand("ply-sequence", description=_doc(ExportPlySequence))],
+            Annotated[None, tyro.conf.Suppress],  # a union needs two members: keeps `ply-sequence` a subcommand
+        ]
+    ]
+
+    def main(self) -> None:
+        self.format.main()
+
 
 Commands = Union[
-    Annotated[Demo, tyro.conf.subcommand("demo", description=Demo.__doc__)],
-    Annotated[DemoSceneConfig, tyro.conf.subcommand("demo-scene", description=DemoSceneConfig.__doc__)],
+    Annotated[Demo, tyro.conf.subcommand("demo", description=_doc(Demo))],
+    Annotated[DemoSceneConfig, tyro.conf.subcommand("demo-scene", description=_doc(DemoSceneConfig))],
+    Annotated[ImportDNeRF, tyro.conf.subcommand("import-dnerf", description=_doc(ImportDNeRF))],
+    Annotated[CameraPath, tyro.conf.subcommand("camera-path", description=_doc(CameraPath))],
+    Annotated[Export, tyro.conf.subcommand("export", description=_doc(Export))],
 ]
 
 

@@ -168,6 +168,7 @@ def short_cpu_schedule(steps: int = 600, deformation_start: int = 150) -> List[s
         "--pipeline.model.deformation.depth=4",
         "--pipeline.model.deformation.width=64",
         "--pipeline.model.deformation.skip-layer=2",
+        "--pipeline.model.densify-grad-thresh=0.0006",
         "--pipeline.model.warmup-length=100",
         "--pipeline.model.refine-every=50",
         "--pipeline.model.reset-alpha-every=1000",

@@ -1,0 +1,188 @@
+"""End to end on the CPU: `ns-train 4real-motion` from the session's 4real-canonical run on the demo scene.
+
+The motion run is trained in two parts: up to MOTION_PAUSE (inside the growth stage), then resumed with
+`--load-dir` to MOTION_STEPS, so the same run proves that a resume continues its stage. Checkpoints are kept at the
+pause and at the last growth step (GROWTH_END - 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_ns
+
+pytestmark = pytest.mark.e2e
+
+MOTION_STEPS = 600
+MOTION_FIT_END = 300  # short_cpu_motion_schedule: 50 % motion fit, 25 % growth, 25 % joint
+GROWTH_END = 450
+MOTION_PAUSE = 380
+
+
+def train_motion(scene: Path, output: Path, canonical: Path, steps: int, extra=()) -> Path:
+    from fourreal_ns.method_configs import short_cpu_motion_schedule
+
+    schedule = short_cpu_motion_schedule(MOTION_STEPS)
+    schedule = [option for option in schedule if not option.startswith("--max-num-iterations")]
+    run_ns([
+        "ns-train", "4real-motion", "--data", str(scene), "--output-dir", str(output), "--experiment-name", "motion",
+        "--timestamp", "run", "--vis", "tensorboard", "--viewer.quit-on-train-completion", "True",
+        "--max-num-iterations", str(steps), "--steps-per-save", str(GROWTH_END - 1),
+        "--save-only-latest-checkpoint", "False",
+        "--pipeline.model.canonical-checkpoint", str(canonical.parent), *schedule, *extra,
+    ])  # fmt: skip
+    return output / "motion" / "4real-motion" / "run" / "config.yml"
+
+
+def checkpoint_at(config: Path, step: int) -> dict:
+    return torch.load(config.parent / "nerfstudio_models" / f"step-{step:09d}.ckpt", map_location="cpu")
+
+
+def last_checkpoint(config: Path) -> dict:
+    files = sorted((config.parent / "nerfstudio_models").glob("step-*.ckpt"))
+    return torch.load(files[-1], map_location="cpu")
+
+
+@pytest.fixture(scope="module")
+def paused_and_resumed(demo_scene, canonical_run, tmp_path_factory):
+    output = tmp_path_factory.mktemp("motion")
+    config = train_motion(demo_scene, output, canonical_run, MOTION_PAUSE)
+    paused = {path.name for path in (config.parent / "nerfstudio_models").glob("*.ckpt")}
+    train_motion(demo_scene, output, canonical_run, MOTION_STEPS,
+                 ["--load-dir", str(config.parent / "nerfstudio_models")])  # fmt: skip
+    return config, paused
+
+
+@pytest.fixture(scope="module")
+def motion_run(paused_and_resumed) -> Path:
+    return paused_and_resumed[0]
+
+
+def test_motion_beats_the_frozen_canonical_at_heldout_cameras_and_times(motion_run, canonical_run, demo_scene):
+    """Renders at held-out cameras and times (ground truth `dynamic` split) against the true scene."""
+    from fourreal_ns.evaluation import evaluate_ground_truth
+
+    motion = evaluate_ground_truth(motion_run, demo_scene, "dynamic")["psnr"]
+    frozen = evaluate_ground_truth(canonical_run, demo_scene, "dynamic")["psnr"]
+    print(f"dynamic held-out PSNR: motion {motion:.2f} dB, frozen canonical {frozen:.2f} dB")
+    assert motion > 22.0
+    assert motion - frozen > 0.5
+
+
+def test_growth_keeps_the_canonical_gaussians_and_resume_continues_it(paused_and_resumed, canonical_run):
+    """At the last growth step the first num_frozen Gaussians are exactly stage 1's, and new ones were added; the
+    run paused inside growth and resumed there (its checkpoint at the pause, growth went on after it)."""
+    config, paused = paused_and_resumed
+    assert f"step-{MOTION_PAUSE - 1:09d}.ckpt" in paused or f"step-{MOTION_PAUSE:09d}.ckpt" in paused
+    canonical = last_checkpoint(canonical_run)["pipeline"]
+    growth_end = checkpoint_at(config, GROWTH_END - 1)["pipeline"]
+    num_frozen = int(growth_end["_model.num_frozen"])
+    canonical_means = canonical["_model.gauss_params.means"]
+    assert num_frozen == canonical_means.shape[0]
+    for name in ("means", "scales", "quats", "opacities", "features_dc"):
+        assert torch.equal(growth_end[f"_model.gauss_params.{name}"][:num_frozen],
+                           canonical[f"_model.gauss_params.{name}"]), name  # fmt: skip
+    assert growth_end["_model.gauss_params.means"].shape[0] > num_frozen  # new Gaussians
+    at_pause = torch.load(sorted((config.parent / "nerfstudio_models").glob(f"step-{MOTION_PAUSE - 1:09d}.ckpt"))[0]
+                          if f"step-{MOTION_PAUSE - 1:09d}.ckpt" in paused else
+                          config.parent / "nerfstudio_models" / f"step-{MOTION_PAUSE:09d}.ckpt", map_location="cpu")
+    pause_count = at_pause["pipeline"]["_model.gauss_params.means"].shape[0]
+    # Densification went on after the resume: the set of new Gaussians changed between the pause and growth's end.
+    assert growth_end["_model.gauss_params.means"].shape[0] != pause_count or not torch.equal(
+        growth_end["_model.gauss_params.means"][num_frozen:], at_pause["pipeline"]["_model.gauss_params.means"][num_frozen:]
+    )
+    # The motion field learned.
+    assert torch.count_nonzero(growth_end["_model.temporal_deformation.head_means.weight"]) > 0
+
+
+def test_renders_differ_between_times_and_canonical_time_is_undeformed(motion_run):
+    from fourreal_ns.evaluation import load_pipeline
+
+    pipeline = load_pipeline(motion_run)
+    model = pipeline.model
+    assert model.deltas_for_time(None) is None and model.deltas_for_time(model.canonical_time) is None
+    early, late = model.gaussians_at_time(0.1)["means"], model.gaussians_at_time(0.9)["means"]
+    moved = (early - late).norm(dim=-1)
+    assert moved.max() > 0.01
+    # Most of the scene (the room) stays put.
+    assert (moved < 1e-3).float().mean() > 0.5
+
+
+def test_viewer_time_slider_renders_the_chosen_time(motion_run, demo_scene, tmp_path):
+    """A client moves ns-viewer's time slider: the same camera at two times gives two different frames, and each
+    equals the model's own render at that time."""
+    from test_viewer import (FRAME_TIMEOUT, MAX_RES, START_TIMEOUT, canonical_camera, connect_when_ready,
+                             free_port, start_viewer, stop_viewer)  # fmt: skip
+    from viewer_client import camera_message_from_c2w
+
+    c2w, vertical_fov, aspect, _ = canonical_camera(demo_scene, motion_run.parent)
+    port = free_port()
+    log_path = tmp_path / "ns-viewer.log"
+    process = start_viewer(motion_run, port, log_path)
+    frames = {}
+    try:
+        with connect_when_ready(process, port, log_path, START_TIMEOUT) as client:
+            client.set_gui_value("Max res", MAX_RES)
+            for time in (0.0, 1.0):
+                client.set_gui_value("Time", time)
+                client.discard_pending()
+                client.send_camera(camera_message_from_c2w(c2w, vertical_fov, aspect))
+                frames[time] = client.wait_for_image(FRAME_TIMEOUT, accept=lambda im: max(im.shape[:2]) == MAX_RES)
+    except TimeoutError as error:
+        pytest.fail(f"{error}\n--- ns-viewer log\n{log_path.read_text()[-6000:]}")
+    finally:
+        stop_viewer(process)
+    early, late = frames[0.0].image.astype(int), frames[1.0].image.astype(int)
+    changed = np.abs(early - late).sum(axis=-1) > 30
+    print(f"viewer: {changed.mean():.1%} of pixels change between t=0 and t=1")
+    assert changed.mean() > 0.005  # the ball moved
+    assert changed.mean() < 0.5  # the room did not
+
+
+def test_ns_render_camera_path_honours_render_time(motion_run, tmp_path):
+    """`fourreal camera-path fixed-view` then `ns-render camera-path`: one camera, times 0 -> 1, frames differ."""
+    from PIL import Image
+
+    path = tmp_path / "fixed.json"
+    run_ns(["fourreal", "camera-path", "fixed-view", "--load-config", str(motion_run), "--output", str(path),
+            "--num-frames", "3"])  # fmt: skip
+    frames_dir = tmp_path / "frames"
+    run_ns(["ns-render", "camera-path", "--load-config", str(motion_run), "--camera-path-filename", str(path),
+            "--output-path", str(frames_dir), "--output-format", "images", "--image-format", "png"])  # fmt: skip
+    files = sorted(frames_dir.glob("*.png"))
+    assert len(files) == 3
+    first, last = (np.asarray(Image.open(f).convert("RGB")).astype(int) for f in (files[0], files[-1]))
+    changed = np.abs(first - last).sum(axis=-1) > 30
+    print(f"ns-render: {changed.mean():.1%} of pixels change between render_time 0 and 1")
+    assert 0.005 < changed.mean() < 0.5
+
+
+def test_ply_sequence_export_of_the_motion_run(motion_run, tmp_path):
+    """`fourreal export ply-sequence`: N files, moving Gaussians differ between times, each PLY equals the model's
+    deformed state at its time."""
+    import json
+
+    from plyfile import PlyData
+
+    from fourreal_ns.evaluation import load_pipeline
+
+    output = tmp_path / "sequence"
+    run_ns(["fourreal", "export", "ply-sequence", "--load-config", str(motion_run), "--output-dir", str(output),
+            "--num-times", "4"])  # fmt: skip
+    manifest = json.loads((output / "manifest.json").read_text())
+    files = [output / name for name in manifest["files"]]
+    assert len(files) == 4 and all(f.exists() for f in files) and (output / "canonical.ply").exists()
+    model = load_pipeline(motion_run).model
+    positions = []
+    for file, time in zip(files, manifest["times"]):
+        vertex = PlyData.read(str(file))["vertex"]
+        xyz = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1)
+        expected = model.gaussians_at_time(time)["means"].numpy()
+        assert xyz.shape == expected.shape
+        np.testing.assert_allclose(xyz, expected, atol=1e-5)
+        positions.append(xyz)
+    assert np.abs(positions[0] - positions[-1]).max() > 0.01
