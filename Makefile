@@ -29,3 +29,4 @@ test: $(STAMP) system-deps
 bench: $(STAMP)
 	$(PY) benchmarks/bench_rasterizer.py
 	$(PY) benchmarks/bench_canonical_step.py
+	$(PY) benchmarks/bench_motion_step.py

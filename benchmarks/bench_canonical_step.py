@@ -91,17 +91,26 @@ def set_model_field(model_config: Any, dotted: str, value: Any) -> None:
     setattr(target, parts[-1], value)
 
 
-def build_config(scene: Path, output: Path, variant: Dict[str, Any], total_steps: int, device: str):
-    from fourreal_ns.method_configs import fourreal_canonical, short_cpu_schedule
+def build_config(scene: Path, output: Path, variant: Dict[str, Any], total_steps: int, device: str,
+                 method: str = "canonical"):  # fmt: skip
+    """The trainer config of `method` ("canonical" or "motion") with its short CPU options and `variant`'s
+    model fields; SDS windows moved past the run."""
+    from fourreal_ns import method_configs
 
-    config = copy.deepcopy(fourreal_canonical.config)
-    for option in short_cpu_schedule(total_steps, 0):
+    if method == "canonical":
+        config = copy.deepcopy(method_configs.fourreal_canonical.config)
+        options = method_configs.short_cpu_schedule(total_steps, 0)
+    else:
+        config = copy.deepcopy(method_configs.fourreal_motion.config)
+        options = method_configs.short_cpu_motion_schedule(total_steps, with_canonical=False)
+    for option in options:
         apply_option(config, option)
     model = config.pipeline.model
     for dotted, value in variant.items():
         set_model_field(model, dotted, value)
-    model.multiview_sds_start_step = NEVER
-    model.multiview_sds_end_step = NEVER
+    for window in ("multiview_sds_start_step", "multiview_sds_end_step", "sds_start_step", "sds_end_step"):
+        if hasattr(model, window):
+            setattr(model, window, NEVER)
     config.data = scene
     config.pipeline.datamanager.data = scene
     config.output_dir = output
@@ -113,9 +122,10 @@ def build_config(scene: Path, output: Path, variant: Dict[str, Any], total_steps
     return config
 
 
-def run_variant(name: str, scene: Path, output: Path, warmup: int, steps: int, device: str) -> Dict[str, Any]:
+def run_variant(name: str, scene: Path, output: Path, warmup: int, steps: int, device: str,
+                variants: Dict[str, Dict[str, Any]] = VARIANTS, method: str = "canonical") -> Dict[str, Any]:  # fmt: skip
     total = warmup + steps
-    config = build_config(scene, output / name, VARIANTS[name], total, device)
+    config = build_config(scene, output / name, variants[name], total, device, method)
     torch.manual_seed(config.machine.seed)
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
@@ -143,7 +153,7 @@ def run_variant(name: str, scene: Path, output: Path, warmup: int, steps: int, d
     deformation = getattr(model.config, "deformation", None)
     result: Dict[str, Any] = {
         "variant": name,
-        "mlp": None if name == "no_deformation" or deformation is None
+        "mlp": None if name in ("no_deformation", "static") or deformation is None
         else f"{deformation.depth}x{deformation.width}",
         "ms_per_step_median": round(statistics.median(times), 1),
         "ms_per_step_mean": round(statistics.fmean(times), 1),

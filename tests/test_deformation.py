@@ -57,7 +57,7 @@ def test_small_motion_loss_is_l1_and_reaches_the_network():
     randomise_heads(field)
     deltas = field(torch.randn(10, 3), 0.5)
     loss = small_motion_loss(deltas)
-    expected = deltas.means.abs().sum(-1).mean() + deltas.quats.abs().sum(-1).mean()
+    expected = deltas.means.abs().sum(-1).sum() + deltas.quats.abs().sum(-1).sum()  # eq. 3 sums over Gaussians
     assert torch.allclose(loss, expected)
     loss.backward()
     assert field.head_means.weight.grad.abs().sum() > 0 and field.layers[0].weight.grad.abs().sum() > 0

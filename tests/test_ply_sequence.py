@@ -17,6 +17,7 @@ from plyfile import PlyData
 
 from fourreal_ns.export.ply_sequence import (
     ExportPlySequence,
+    sequence_mask,
     splat_ply_fields,
     write_ply_sequence,
     write_splat_ply,
@@ -147,6 +148,8 @@ def test_one_mask_for_every_file(tmp_path):
     assert manifest["num_dropped_non_finite"] == 1 and manifest["num_dropped_low_opacity"] == 1
     keep = np.ones(NUM, bool)
     keep[[3, NUM - 1]] = False
+    assert np.array_equal(sequence_mask(model, [0.0, 0.5, 1.0]), keep)  # what an end-to-end test compares with
+    assert sequence_mask(model, [0.0, 1.0]).sum() == NUM - 1  # the NaN time not exported: only opacity drops one
     for name in ("canonical.ply", "time_0000.ply", "time_0001.ply", "time_0002.ply"):
         data = vertices(tmp_path / name)
         assert len(data) == NUM - 2 and np.isfinite(np.stack([data[n] for n in data.dtype.names])).all()

@@ -186,4 +186,4 @@ class ImportDNeRF:
         except (DNeRFImportError, FileExistsError) as error:
             raise SystemExit(f"fourreal import-dnerf: {error}") from None
         print(f"Wrote the D-NeRF scene {self.npz} to {self.out} in {_time.time() - started:.1f} s. Train on it "
-              f"with --data {self.out} --pipeline.datamanager.dataparser.videos reference")
+              f"with `ns-train METHOD --data {self.out} --pipeline.datamanager.dataparser.videos reference`.")
