@@ -8,7 +8,6 @@ frames (the scene's val + test frames); the test frames alone are rendered here.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

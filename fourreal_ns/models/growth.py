@@ -23,7 +23,7 @@ from typing import Any, Dict
 
 import torch
 from gsplat.strategy import DefaultStrategy
-from gsplat.strategy.ops import duplicate
+from gsplat.strategy.ops import duplicate, remove
 
 
 @dataclass
@@ -48,8 +48,6 @@ class FrozenPrefixStrategy(DefaultStrategy):
     @torch.no_grad()
     def _prune_gs(self, params, optimizers, state: Dict[str, Any], step: int) -> int:
         """DefaultStrategy's pruning (low opacity, too large) for the free Gaussians only."""
-        from gsplat.strategy.ops import remove
-
         is_prune = torch.sigmoid(params["opacities"].flatten()) < self.prune_opa
         if step > self.reset_every:
             is_too_big = torch.exp(params["scales"]).max(dim=-1).values > self.prune_scale3d * state["scene_scale"]

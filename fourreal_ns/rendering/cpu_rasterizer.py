@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from gsplat.cuda._torch_impl import _quat_scale_to_covar_preci, _spherical_harmonics, _world_to_cam
