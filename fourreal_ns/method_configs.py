@@ -65,36 +65,43 @@ def deformation_optimizer(max_steps: int) -> dict:
     }
 
 
-def canonical_trainer_config() -> TrainerConfig:
+def trainer_config(method_name: str, steps: int, datamanager, model) -> TrainerConfig:
+    """What both stages share: nerfstudio's trainer with our optimisers (D.4), CUDA where present, no AMP."""
     return TrainerConfig(
-        method_name="4real-canonical",
+        method_name=method_name,
         steps_per_eval_image=500,
         steps_per_eval_batch=0,
         steps_per_save=2000,
         steps_per_eval_all_images=5000,
-        max_num_iterations=CANONICAL_STEPS,
+        max_num_iterations=steps,
         mixed_precision=False,
         machine=MachineConfig(device_type=default_device()),
-        pipeline=FourRealPipelineConfig(
-            datamanager=FreezeTimeDataManagerConfig(
-                dataparser=FourRealDataParserConfig(videos=("freeze",)),
-                cache_images_type="uint8",
-            ),
-            model=FourRealCanonicalModelConfig(
-                deformation=DeformationFieldConfig(depth=8, width=256, skip_layer=4, position_freqs=10, code_freqs=6),
-                deformation_start_step=3000,
-                small_motion_weight=0.01,
-                stop_split_at=15000,
-                densify_grad_thresh=2e-4,
-                cull_alpha_thresh=5e-3,
-                multiview_sds_start_step=15000,
-                multiview_sds_end_step=CANONICAL_STEPS,
-                multiview_sds_weight=5.0,
-            ),
-        ),
-        optimizers={**gaussian_optimizers(CANONICAL_STEPS), "deformation": deformation_optimizer(CANONICAL_STEPS)},
+        pipeline=FourRealPipelineConfig(datamanager=datamanager, model=model),
+        optimizers={**gaussian_optimizers(steps), "deformation": deformation_optimizer(steps)},
         viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
         vis="viewer",
+    )
+
+
+def canonical_trainer_config() -> TrainerConfig:
+    return trainer_config(
+        "4real-canonical",
+        CANONICAL_STEPS,
+        datamanager=FreezeTimeDataManagerConfig(
+            dataparser=FourRealDataParserConfig(videos=("freeze",)),
+            cache_images_type="uint8",
+        ),
+        model=FourRealCanonicalModelConfig(
+            deformation=DeformationFieldConfig(depth=8, width=256, skip_layer=4, position_freqs=10, code_freqs=6),
+            deformation_start_step=3000,
+            small_motion_weight=0.01,
+            stop_split_at=15000,
+            densify_grad_thresh=2e-4,
+            cull_alpha_thresh=5e-3,
+            multiview_sds_start_step=15000,
+            multiview_sds_end_step=CANONICAL_STEPS,
+            multiview_sds_weight=5.0,
+        ),
     )
 
 
@@ -105,44 +112,33 @@ fourreal_canonical = MethodSpecification(
 
 
 def motion_trainer_config() -> TrainerConfig:
-    return TrainerConfig(
-        method_name="4real-motion",
-        steps_per_eval_image=500,
-        steps_per_eval_batch=0,
-        steps_per_save=2000,
-        steps_per_eval_all_images=5000,
-        max_num_iterations=MOTION_STEPS,
-        mixed_precision=False,
-        machine=MachineConfig(device_type=default_device()),
-        pipeline=FourRealPipelineConfig(
-            datamanager=ReferenceVideoDataManagerConfig(
-                dataparser=FourRealDataParserConfig(videos=("reference", "freeze", "grid")),
-                cache_images_type="uint8",
-            ),
-            model=FourRealMotionModelConfig(
-                deformation=DeformationFieldConfig(depth=8, width=256, skip_layer=4, position_freqs=10, code_freqs=6),
-                motion_fit_steps=10000,
-                growth_steps=5000,
-                growth_cull_alpha_thresh=1e-2,
-                static_warmup_steps=3000,
-                densify_grad_thresh=2e-4,
-                cull_alpha_thresh=5e-3,
-                stop_split_at=15000,
-                norm_weight=0.01,
-                diff_weight=0.01,
-                rigid_weight=0.01,
-                rot_weight=0.01,
-                num_neighbours=20,
-                regularizer_samples=None,
-                sds_start_step=15000,
-                sds_end_step=MOTION_STEPS,
-                temporal_sds_weight=20.0,
-                multiview_sds_weight=5.0,
-            ),
+    return trainer_config(
+        "4real-motion",
+        MOTION_STEPS,
+        datamanager=ReferenceVideoDataManagerConfig(
+            dataparser=FourRealDataParserConfig(videos=("reference", "freeze", "grid")),
+            cache_images_type="uint8",
         ),
-        optimizers={**gaussian_optimizers(MOTION_STEPS), "deformation": deformation_optimizer(MOTION_STEPS)},
-        viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
-        vis="viewer",
+        model=FourRealMotionModelConfig(
+            deformation=DeformationFieldConfig(depth=8, width=256, skip_layer=4, position_freqs=10, code_freqs=6),
+            motion_fit_steps=10000,
+            growth_steps=5000,
+            growth_cull_alpha_thresh=1e-2,
+            static_warmup_steps=3000,
+            densify_grad_thresh=2e-4,
+            cull_alpha_thresh=5e-3,
+            stop_split_at=15000,
+            norm_weight=0.01,
+            diff_weight=0.01,
+            rigid_weight=0.01,
+            rot_weight=0.01,
+            num_neighbours=20,
+            regularizer_samples=None,
+            sds_start_step=15000,
+            sds_end_step=MOTION_STEPS,
+            temporal_sds_weight=20.0,
+            multiview_sds_weight=5.0,
+        ),
     )
 
 

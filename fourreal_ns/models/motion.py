@@ -174,23 +174,15 @@ class FourRealMotionModel(DeformableSplatModel):
     def make_strategy(self):
         if not self.config.canonical_checkpoint:
             return super().make_strategy()
-        growth_start = self.config.motion_fit_steps
-        return FrozenPrefixStrategy(
+        # Growth (D.2, E.2): only during the growth stage, only the new Gaussians, the higher opacity threshold.
+        settings = self.strategy_settings()
+        settings.update(
             prune_opa=self.config.growth_cull_alpha_thresh,
-            grow_grad2d=self.config.densify_grad_thresh,
-            grow_scale3d=self.config.densify_size_thresh,
-            grow_scale2d=self.config.split_screen_size,
-            prune_scale3d=self.config.cull_scale_thresh,
-            prune_scale2d=self.config.cull_screen_size,
             refine_scale2d_stop_iter=0,
-            refine_start_iter=growth_start,
-            refine_stop_iter=growth_start + self.config.growth_steps,
-            reset_every=self.config.reset_alpha_every * self.config.refine_every,
-            refine_every=self.config.refine_every,
-            absgrad=self.config.use_absgrad,
-            revised_opacity=False,
-            verbose=False,
+            refine_start_iter=self.config.motion_fit_steps,
+            refine_stop_iter=self.config.motion_fit_steps + self.config.growth_steps,
         )
+        return FrozenPrefixStrategy(**settings)
 
     # ---------------------------------------------------------------- schedule
     def stage(self, step: int) -> str:

@@ -131,9 +131,9 @@ class DeformableSplatModel(SplatfactoModel):
         self.strategy = self.make_strategy()
         self.strategy_state = self.strategy.initialize_state(scene_scale=1.0)
 
-    def make_strategy(self) -> DefaultStrategy:
-        """gsplat's densification (split, clone, prune, opacity reset) with splatfacto's settings."""
-        return DefaultStrategy(
+    def strategy_settings(self) -> Dict[str, object]:
+        """gsplat DefaultStrategy arguments with splatfacto's settings (split, clone, prune, opacity reset)."""
+        return dict(
             prune_opa=self.config.cull_alpha_thresh,
             grow_grad2d=self.config.densify_grad_thresh,
             grow_scale3d=self.config.densify_size_thresh,
@@ -150,6 +150,10 @@ class DeformableSplatModel(SplatfactoModel):
             revised_opacity=False,
             verbose=False,
         )
+
+    def make_strategy(self) -> DefaultStrategy:
+        """gsplat's densification, as splatfacto runs it."""
+        return DefaultStrategy(**self.strategy_settings())
 
     def load_state_dict(self, state_dict, strict: bool = True, **kwargs):  # type: ignore[override]
         """Resize the Gaussians in place to the checkpoint's count, then load.
