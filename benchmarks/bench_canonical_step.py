@@ -103,6 +103,8 @@ def build_config(scene: Path, output: Path, variant: Dict[str, Any], total_steps
     else:
         config = copy.deepcopy(method_configs.fourreal_motion.config)
         options = method_configs.short_cpu_motion_schedule(total_steps, with_canonical=False)
+        # Reference frames only: freeze frames sit at the canonical time, where there is no motion to compute.
+        config.pipeline.datamanager.dataparser.videos = ("reference",)
     for option in options:
         apply_option(config, option)
     model = config.pipeline.model

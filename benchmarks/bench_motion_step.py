@@ -2,7 +2,8 @@
 
 Prints one JSON object to stdout. Same harness as bench_canonical_step.py (nerfstudio's Trainer step loop on the
 96 x 54 demo scene, no evaluation or checkpoints), with 4real-motion's short CPU options in from-scratch mode (no
-canonical run needed) and the static warm-up set to 0, so every timed step deforms the Gaussians in time. The
+canonical run needed), reference frames only and the static warm-up set to 0, so every timed step deforms the
+Gaussians in time (freeze frames sit at the canonical time, where there is no motion to compute). The
 "static" variant never leaves the warm-up: the cost of the Gaussians alone, the baseline of the issue's goal
 (motion + regularisers <= 1.3 x static on CUDA).
 
