@@ -171,6 +171,7 @@ def short_cpu_schedule(steps: int = 600, deformation_start: int = 150) -> List[s
         "--pipeline.model.sh-degree-interval=100",
         "--pipeline.model.num-downscales=0",
         "--pipeline.model.compute-lpips=False",
+        "--pipeline.guidance.enabled=False",  # no video model on a CPU: the SDS window trains without SDS
         f"--optimizers.means.scheduler.max-steps={steps}",
         f"--optimizers.deformation.scheduler.max-steps={steps}",
         f"--optimizers.camera-opt.scheduler.max-steps={steps}",
@@ -201,6 +202,7 @@ def short_cpu_motion_schedule(steps: int = 600, with_canonical: bool = True) -> 
         "--pipeline.model.sh-degree-interval=100",
         "--pipeline.model.num-downscales=0",
         "--pipeline.model.compute-lpips=False",
+        "--pipeline.guidance.enabled=False",  # no video model on a CPU: the SDS window trains without SDS
         f"--optimizers.means.scheduler.max-steps={steps}",
         f"--optimizers.deformation.scheduler.max-steps={steps}",
     ]

@@ -8,7 +8,7 @@ video's canonical image. What is kept for stage 2 are the canonical Gaussians; t
 
 Schedule (appendix C.1, all in the config): a warm-up without deformation (the MLP is not evaluated, so its
 weights do not change), then deformation on; densification until `stop_split_at`; a multi-view SDS window at the
-end (filled by the guidance module).
+end (FourRealPipeline adds the SDS term).
 
 Which cameras are deformed: freeze-time frames (their `view` gives the frame code k / (K - 1)), also held-out ones
 at evaluation; any camera without frame metadata (the viewer, ns-render, ground-truth cameras) renders the
@@ -18,7 +18,7 @@ canonical scene.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Type
+from typing import Dict, List, Literal, Optional, Tuple, Type
 
 from torch import Tensor
 from torch.nn import Parameter
@@ -42,6 +42,8 @@ class FourRealCanonicalModelConfig(DeformableSplatModelConfig):
     """Warm-up: steps before this train the Gaussians alone (appendix C.1a)."""
     small_motion_weight: float = 0.01
     """Weight of the small-motion loss, eq. 3 (appendix E.1)."""
+    small_motion_reduction: Literal["sum", "mean"] = "sum"
+    """Eq. 3 summed over Gaussians (the paper) or averaged."""
     multiview_sds_start_step: int = 15000
     """First step of multi-view SDS (appendix C.1c)."""
     multiview_sds_end_step: int = 20000
@@ -78,6 +80,16 @@ class FourRealCanonicalModel(DeformableSplatModel):
     def in_multiview_sds_window(self, step: int) -> bool:
         return self.config.multiview_sds_start_step <= step < self.config.multiview_sds_end_step
 
+    # Video SDS (read by FourRealPipeline): multi-view only, on canonical renders (3.3 eq. 4).
+    def sds_kind(self, step: int) -> Optional[str]:
+        return "multiview" if self.in_multiview_sds_window(step) else None
+
+    def sds_window(self) -> Tuple[int, int]:
+        return self.config.multiview_sds_start_step, self.config.multiview_sds_end_step
+
+    def sds_weight(self, kind: str) -> float:
+        return self.config.multiview_sds_weight
+
     def deltas_for_camera(self, camera: Cameras) -> Optional[Deltas]:
         metadata = camera.metadata or {}
         if "view" not in metadata or "video_id" not in metadata or not self.deformation_active():
@@ -96,7 +108,7 @@ class FourRealCanonicalModel(DeformableSplatModel):
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
         if self.training and self.last_deltas is not None:
-            loss_dict["small_motion"] = self.config.small_motion_weight * small_motion_loss(self.last_deltas)
+            loss_dict["small_motion"] = self.config.small_motion_weight * small_motion_loss(self.last_deltas, self.config.small_motion_reduction)
         return loss_dict
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:

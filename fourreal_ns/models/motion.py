@@ -14,7 +14,7 @@ Two ways to start:
     growth        [.., + growth_steps)               reference frames, canonical Gaussians frozen, new ones are
                                                      introduced and densified (growth.py, D.2, E.2);
     joint         [.., max steps)                    every frame, every parameter;
-    SDS window    [sds_start_step, sds_end_step)     joint temporal + multi-view SDS (the guidance issue).
+    SDS window    [sds_start_step, sds_end_step)     joint temporal + multi-view SDS (FourRealPipeline).
 - from scratch (no checkpoint; plain dynamic data such as D-NeRF): a static warm-up trains the Gaussians alone
   for `static_warmup_steps`, then Gaussians and w_t train together on every frame, densifying as stage 1 does.
 
@@ -201,6 +201,18 @@ class FourRealMotionModel(DeformableSplatModel):
 
     def in_sds_window(self, step: int) -> bool:
         return self.config.sds_start_step <= step < self.config.sds_end_step
+
+    # Video SDS (read by FourRealPipeline): temporal and multi-view, alternating per step (D.1).
+    def sds_kind(self, step: int) -> Optional[str]:
+        if not self.in_sds_window(step):
+            return None
+        return ("temporal", "multiview")[(step - self.config.sds_start_step) % 2]
+
+    def sds_window(self) -> Tuple[int, int]:
+        return self.config.sds_start_step, self.config.sds_end_step
+
+    def sds_weight(self, kind: str) -> float:
+        return self.config.temporal_sds_weight if kind == "temporal" else self.config.multiview_sds_weight
 
     def motion_active(self) -> bool:
         return not self.training or self.stage(self.step) != "static-warm-up"

@@ -115,6 +115,7 @@ class DeformableSplatModel(SplatfactoModel):
         self.step = 0
         self.crop_box = None
         self.last_deltas: Optional[Deltas] = None
+        self._guidance_render = False
         if self.config.background_color == "random":
             self.background_color = torch.tensor([0.1490, 0.1647, 0.2157])  # the viewer's background
         else:
@@ -255,10 +256,11 @@ class DeformableSplatModel(SplatfactoModel):
             absgrad=self.strategy.absgrad,
             rasterize_mode=self.config.rasterize_mode,
         )
-        if self.training and self.info["means2d"].requires_grad:  # not when every Gaussian is frozen (stage 2)
+        if self.training and self.info["means2d"].requires_grad and not self._guidance_render:
+            # (not when every Gaussian is frozen (stage 2), nor for the extra renders of video SDS)
             self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
 
-        background = self._get_background_color()
+        background = self.background_color.to(self.device) if self._guidance_render else self._get_background_color()
         rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)
         if self.config.use_bilateral_grid and self.training and camera.metadata and "cam_idx" in camera.metadata:
             rgb = self._apply_bilateral_grid(rgb, camera.metadata["cam_idx"], height, width)
@@ -269,6 +271,21 @@ class DeformableSplatModel(SplatfactoModel):
         if not self.training:
             background = background.expand(height, width, 3)
         return {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
+
+    def render_for_guidance(self, camera: Cameras) -> Tensor:
+        """An extra render inside a training step, for video SDS (pipeline.py): [H, W, 3], differentiable.
+
+        The step's main render keeps what it left for densification (`info`) and for the regularisers
+        (`last_deltas`, `last_time`), and the background is the fixed one: a random background per frame (splatfacto's
+        training default) would make the video flicker."""
+        saved = {name: getattr(self, name, None) for name in ("info", "last_deltas", "last_time", "last_size")}
+        self._guidance_render = True
+        try:
+            return self.get_outputs(camera)["rgb"]
+        finally:
+            self._guidance_render = False
+            for name, value in saved.items():
+                setattr(self, name, value)
 
     def step_post_backward(self, step: int) -> None:
         """Densification after the optimiser step (splatfacto's), skipped for a render nothing could learn from."""

@@ -1,0 +1,80 @@
+"""Configuration of the video-diffusion guidance used by score distillation.
+
+``GuidanceConfig`` is a plain dataclass, so it nests into nerfstudio/tyro configs (``--pipeline.guidance.backend
+wan``). It is cheap to import: backends (and with them diffusers/transformers) are imported only by :meth:`build`,
+which keeps ``ns-*`` start-up unaffected when SDS is not used.
+
+Adding a backend is one line in :data:`BACKENDS` (name -> ``"module:Class"``) plus the ``Literal`` of ``backend``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Dict, Literal, Optional, Type
+
+from fourreal_ns.guidance.errors import GuidanceConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+    from fourreal_ns.guidance.base import VideoGuidance
+
+#: backend name -> "module:Class" implementing :class:`~fourreal_ns.guidance.base.VideoGuidance` (lazy import).
+BACKENDS: Dict[str, str] = {
+    "ltx": "fourreal_ns.guidance.ltx:LTXGuidance",
+    "wan": "fourreal_ns.guidance.wan:WanGuidance",
+    "svd": "fourreal_ns.guidance.svd:SVDGuidance",
+}
+
+#: Negative prompt for classifier-free guidance (LTX-Video's recommended one; also sensible for Wan).
+DEFAULT_NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
+
+
+def backend_class(name: str) -> "Type[VideoGuidance]":
+    """Import and return the guidance class registered under ``name``."""
+    if name not in BACKENDS:
+        raise GuidanceConfigError(f"unknown guidance backend '{name}'; available: {sorted(BACKENDS)}")
+    module_name, class_name = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+@dataclass
+class GuidanceConfig:
+    """Video diffusion model used as the prior of the video SDS loss (paper Sec. 3.3, eqs. 4-6)."""
+
+    enabled: bool = True
+    """Use video score distillation at all (the model is only built when training)."""
+    backend: Literal["ltx", "wan", "svd"] = "ltx"
+    """Which video diffusion model: ltx (LTX-Video, default), wan (Wan 2.2 TI2V-5B) or svd (Stable Video
+    Diffusion img2vid-xt; ignores the prompt)."""
+    model_id: Optional[str] = None
+    """Hugging Face hub id or local folder of a diffusers pipeline; None uses the backend's default id."""
+    prompt: Optional[str] = None
+    """Text prompt; None uses the scene's generation prompt supplied by the caller."""
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    """Negative prompt for classifier-free guidance (text backends only)."""
+    guidance_scale: Optional[float] = None
+    """Classifier-free guidance scale; <= 1 runs a single conditional pass. None uses the backend's default
+    (ltx 3.0, wan 5.0, svd 3.0)."""
+    dtype: Literal["float32", "float16", "bfloat16"] = "bfloat16"
+    """Precision of the guidance networks (outputs are always float32)."""
+    device: Optional[str] = None
+    """Device of the guidance networks; None uses the model's device."""
+    cpu_offload: bool = False
+    """Keep the networks on the CPU and move each to the GPU only while it runs (diffusers
+    enable_model_cpu_offload; needs CUDA and accelerate). Saves memory, costs time."""
+    sds_height: Optional[int] = None
+    """Height frames are resized to before the guidance; None uses the backend's default."""
+    sds_width: Optional[int] = None
+    """Width frames are resized to before the guidance; None uses the backend's default."""
+
+    def build(self, prompt: Optional[str], device: "torch.device | str") -> "VideoGuidance":
+        """Load the backend's pipeline, embed the prompt once, free the text encoder, return the guidance.
+
+        Args:
+            prompt: the scene's prompt, used when :attr:`prompt` is None (ignored by ``svd``).
+            device: the model's device, used when :attr:`device` is None.
+        """
+        cls = backend_class(self.backend)
+        return cls(self, prompt, device)

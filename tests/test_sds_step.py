@@ -1,0 +1,103 @@
+"""One video SDS step inside FourRealPipeline with each backend's tiny random-weight pipeline (tests/tiny_diffusers.py,
+saved to a temporary folder and loaded through the same `from_pretrained` path as real weights), on the CPU.
+
+The 4real-motion pipeline on the demo scene (from scratch, no static warm-up, the SDS window from step 0): step 0 is
+temporal SDS, step 1 multi-view. Each step's SDS term alone moves the Gaussians and the temporal deformation field,
+and leaves the video model's networks without gradients. Then the run's checkpoint holds no guidance tensor, and
+loading it as ns-viewer does never builds the guidance.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from tiny_diffusers import TINY_SAVERS
+
+TINY_SDS_SIZE = (32, 32)
+
+
+@pytest.fixture(scope="module")
+def tiny_folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_pipelines_sds")
+    return {name: saver(root / name) for name, saver in TINY_SAVERS.items()}
+
+
+def motion_pipeline(scene: Path, backend: str, folder: Path):
+    from fourreal_ns.guidance.config import GuidanceConfig
+    from fourreal_ns.method_configs import fourreal_motion
+
+    config = copy.deepcopy(fourreal_motion.config)
+    config.pipeline.datamanager.data = scene
+    model = config.pipeline.model
+    model.static_warmup_steps, model.sds_start_step, model.sds_end_step = 0, 0, 100
+    model.deformation.depth, model.deformation.width, model.deformation.skip_layer = 2, 32, 1
+    model.compute_lpips = False
+    config.pipeline.sds.num_frames = 4
+    config.pipeline.guidance = GuidanceConfig(backend=backend, model_id=str(folder), dtype="float32",
+                                              sds_height=TINY_SDS_SIZE[0], sds_width=TINY_SDS_SIZE[1])  # fmt: skip
+    pipeline = config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)
+    pipeline.model.optimizers = {}  # the trainer hands them over; the densification pre-backward hook reads them
+    return config, pipeline
+
+
+@pytest.mark.parametrize("backend", ["ltx", "wan", "svd"])
+def test_one_sds_step_moves_gaussians_and_deformation(demo_scene, tiny_folders, backend):
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: threads only oversubscribe the cores
+    try:
+        _, pipeline = motion_pipeline(demo_scene, backend, tiny_folders[backend])
+        pipeline.train()
+        assert pipeline._guidance is None  # not built before the first SDS step
+        for step, kind in ((0, "temporal"), (1, "multiview")):
+            pipeline.model.step = step
+            _, loss_dict, metrics = pipeline.get_train_loss_dict(step)
+            assert set(name for name in loss_dict if name.startswith("sds_")) == {f"sds_{kind}"}
+            for parameter in pipeline.parameters():
+                parameter.grad = None
+            loss_dict[f"sds_{kind}"].backward()
+            model = pipeline.model
+            for name in ("means", "features_dc", "opacities"):
+                grad = model.gauss_params[name].grad
+                assert grad is not None and grad.abs().sum() > 0, (kind, name)
+            if kind == "temporal":  # frames at times other than the canonical one are deformed
+                grads = [p.grad for p in model.temporal_deformation.parameters() if p.grad is not None]
+                assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+            guidance = pipeline._guidance
+            assert guidance is not None and guidance.text_encoder is None
+            assert all(p.grad is None and not p.requires_grad for p in guidance.parameters())
+            assert 0.0 < metrics["sds_sigma"] <= 1.0
+        names = list(pipeline.state_dict().keys())
+        assert not [name for name in names if "guidance" in name or "vae" in name or "text_encoder" in name]
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def test_loading_an_sds_run_never_builds_the_guidance(demo_scene, tiny_folders, tmp_path, monkeypatch):
+    """A saved run with SDS on (as ns-viewer, ns-render and ns-export load it) renders without the video model."""
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    from fourreal_ns.guidance.config import GuidanceConfig
+    from fourreal_ns.evaluation import frame_camera
+    from fourreal_ns.data.scene import load_scene
+
+    config, pipeline = motion_pipeline(demo_scene, "ltx", tiny_folders["ltx"])
+    config.output_dir, config.experiment_name, config.timestamp = tmp_path, "sds", "run"
+    config.save_config()
+    checkpoints = config.get_base_dir() / "nerfstudio_models"
+    checkpoints.mkdir(parents=True)
+    torch.save({"step": 0, "pipeline": pipeline.state_dict(), "optimizers": {}, "schedulers": {}, "scalers": {}},
+               checkpoints / "step-000000000.ckpt")  # fmt: skip
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the guidance must not be built outside training")
+
+    monkeypatch.setattr(GuidanceConfig, "build", refuse)
+    _, loaded, _, _ = eval_setup(config.get_base_dir() / "config.yml", test_mode="inference")
+    frame = load_scene(demo_scene).frames[0]
+    with torch.no_grad():
+        rgb = loaded.model.get_outputs_for_camera(frame_camera(frame, 0.5))["rgb"]
+    assert rgb.shape[-1] == 3 and loaded._guidance is None
