@@ -1,0 +1,250 @@
+"""`fourreal run --prompt TEXT --out DIR`: text in, 4D scene and video out, every step of the paper in order.
+
+1. `fourreal generate` (paper 3.2): reference + freeze-time videos into DIR/scene;
+2. poses: `fourreal process` (pycolmap SfM, `--poses sfm`, default) or the nominal trajectory the generator was
+   asked for (`--poses nominal`, `fourreal_ns.generate.nominal_poses`), giving DIR/scene/transforms.json;
+3. `ns-train 4real-canonical` (paper 3.3) into DIR/runs/fourreal/4real-canonical/run;
+4. `ns-train 4real-motion --pipeline.model.canonical-checkpoint ...` (paper 3.4) into .../4real-motion/run;
+5. the paper's orbit-through-time video: `fourreal camera-path orbit-through-time` + `ns-render camera-path` into
+   DIR/orbit_through_time.mp4.
+Each step is skipped when its output exists (the generation resumes part by part), so running the command again
+after an interruption continues where it stopped. One rich progress view shows a row per step; the output of the
+nerfstudio commands goes to DIR/logs/STEP.log (its tail is shown when a step fails).
+
+Training schedules: `--schedule paper` (the method defaults, with the SDS guidance using the generation's video
+model) or `--schedule short-cpu` (method_configs.short_cpu_schedule / short_cpu_motion_schedule: minutes on a CPU,
+no SDS), with `--steps` / `--motion-steps`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Literal, Optional
+
+import tyro
+from rich.console import Console
+from rich.progress import ProgressColumn
+from rich.text import Text
+from typing_extensions import Annotated
+
+from fourreal_ns.generate.command import GenerationOptions
+
+CONSOLE = Console()
+EXPERIMENT = "fourreal"
+STEPS = ("generate", "poses", "canonical", "motion", "video")
+
+
+class StepFailed(RuntimeError):
+    """A step of `fourreal run` failed; the message names its log."""
+
+
+def run_logged(command: List[str], log: Path) -> None:
+    """Run a command with its output in `log`; on failure raise with the log's tail."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as handle:
+        handle.write(f"$ {' '.join(command)}\n")
+        handle.flush()
+        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        raise StepFailed(f"`{' '.join(command[:2])} ...` exited {result.returncode}; full output in {log}:\n{tail}")
+
+
+class StatusColumn(ProgressColumn):
+    """A row's `status` field (waiting, running, done, kept); empty for rows without one."""
+
+    def render(self, task) -> Text:
+        return Text(str(task.fields.get("status", "")))
+
+
+def run_folder(runs: Path, method: str) -> Path:
+    return runs / EXPERIMENT / method / "run"
+
+
+def is_trained(run: Path) -> bool:
+    return (run / "config.yml").is_file() and any((run / "nerfstudio_models").glob("*.ckpt"))
+
+
+def train_stage(method: str, scene: Path, runs: Path, arguments: List[str], log: Path) -> Path:
+    """`ns-train METHOD` on `scene`; returns the run's config.yml."""
+    from fourreal_ns.demo import ns_command
+
+    run_logged([
+        ns_command("ns-train"), method, "--data", str(scene), "--output-dir", str(runs),
+        "--experiment-name", EXPERIMENT, "--timestamp", "run", "--vis", "tensorboard",
+        "--viewer.quit-on-train-completion", "True", *arguments,
+    ], log)  # fmt: skip
+    return run_folder(runs, method) / "config.yml"
+
+
+def schedule_arguments(schedule: str, stage: str, steps: Optional[int]) -> List[str]:
+    """ns-train options of a schedule for the canonical or motion stage."""
+    from fourreal_ns.method_configs import short_cpu_motion_schedule, short_cpu_schedule
+
+    if schedule == "paper":
+        if steps is not None:
+            raise ValueError("--steps / --motion-steps shorten the short-cpu schedule; the paper schedule has fixed "
+                             "stage lengths (use --schedule short-cpu, or ns-train directly).")
+        return []
+    if stage == "canonical":
+        steps = 600 if steps is None else steps
+        return short_cpu_schedule(steps, deformation_start=min(150, steps // 4))
+    return short_cpu_motion_schedule(600 if steps is None else steps)
+
+
+@dataclass
+class RunAll:
+    """Text to 4D scene: generate the videos, pose them, train the canonical and motion stages and render the
+    orbit-through-time video (4Real, sections 3.2-3.4). Finished steps are kept: run again to continue."""
+
+    prompt: str
+    """What the scene shows, e.g. 'a panda playing guitar in a kitchen'."""
+    out: Path
+    """Folder for everything: scene/, runs/, logs/, orbit_through_time.mp4."""
+    poses: Literal["sfm", "nominal"] = "sfm"
+    """Camera poses: sfm (`fourreal process`, pycolmap) or nominal (the trajectory the generator was asked for)."""
+    schedule: Literal["paper", "short-cpu"] = "paper"
+    """Training schedule: paper (method defaults, with video SDS) or short-cpu (minutes on a CPU, no SDS)."""
+    steps: Optional[int] = None
+    """Canonical-stage iterations of the short-cpu schedule (default 600)."""
+    motion_steps: Optional[int] = None
+    """Motion-stage iterations of the short-cpu schedule (default 600)."""
+    render_frames: int = 240
+    """Frames of the orbit-through-time video."""
+    nominal_fov_degrees: float = 60.0
+    """Horizontal field of view assumed by --poses nominal."""
+    generation: Annotated[GenerationOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=GenerationOptions)
+    """Generation settings (as `fourreal generate`)."""
+
+    @property
+    def scene(self) -> Path:
+        return self.out / "scene"
+
+    @property
+    def runs(self) -> Path:
+        return self.out / "runs"
+
+    @property
+    def video(self) -> Path:
+        return self.out / "orbit_through_time.mp4"
+
+    def _guidance_arguments(self) -> List[str]:
+        """The paper schedule's SDS uses the video model that generated the scene."""
+        if self.schedule != "paper":
+            return []
+        arguments = ["--pipeline.guidance.backend", self.generation.backend]
+        if self.generation.model_id:
+            arguments += ["--pipeline.guidance.model-id", self.generation.model_id]
+        return arguments
+
+    def main(self) -> None:
+        from fourreal_ns.generate.command import GenerateError
+        from fourreal_ns.guidance.errors import GuidanceWeightsNotFoundError
+
+        if self.out.exists() and not self.out.is_dir():
+            raise SystemExit(f"fourreal run: --out {self.out} is a file; give a folder.")
+        try:
+            schedule_arguments(self.schedule, "canonical", self.steps)
+            schedule_arguments(self.schedule, "motion", self.motion_steps)
+            self.run()
+        except (GenerateError, StepFailed, ValueError, FileNotFoundError) as error:
+            raise SystemExit(f"fourreal run: {error}") from None
+        except GuidanceWeightsNotFoundError as error:
+            from fourreal_ns.generate.command import weights_message
+
+            raise SystemExit(weights_message(error.model_id, error.backend, error.reason)) from None
+
+    def run(self) -> Path:
+        """All steps; returns the video."""
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        started = time.time()
+        self.out.mkdir(parents=True, exist_ok=True)
+        # Rows: one per step, plus the generation's own rows (reference video, freeze-time video) while it runs.
+        progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description:<10}"), BarColumn(),
+                            StatusColumn(), TimeElapsedColumn(), console=CONSOLE)
+        rows = {name: progress.add_task(name, total=1, status="waiting", start=False) for name in STEPS}
+        actions: List[Callable[[], str]] = [self._generate(progress), self._poses(progress), self._canonical,
+                                            self._motion, self._video]
+        with progress:
+            for name, action in zip(STEPS, actions):
+                progress.start_task(rows[name])
+                progress.update(rows[name], status="running")
+                status = action()
+                progress.update(rows[name], completed=1, status=status)
+                progress.stop_task(rows[name])
+        CONSOLE.rule("fourreal run: done")
+        CONSOLE.print(f"scene:   {self.scene}")
+        CONSOLE.print(f"runs:    {run_folder(self.runs, '4real-canonical')}\n         "
+                      f"{run_folder(self.runs, '4real-motion')}")
+        CONSOLE.print(f"video:   {self.video}")
+        CONSOLE.print(f"look around: ns-viewer --load-config {run_folder(self.runs, '4real-motion') / 'config.yml'}")
+        CONSOLE.print(f"took {time.time() - started:.0f} s")
+        return self.video
+
+    # ------------------------------------------------------------------ steps (each returns its status)
+    def _generate(self, progress) -> Callable[[], str]:
+        def step() -> str:
+            from fourreal_ns.generate.command import generate_scene
+            from fourreal_ns.generate.parts import GenerationRecord
+
+            record = GenerationRecord.read(self.scene)
+            complete = record is not None and record.is_done("freeze")
+            generate_scene(self.prompt, self.scene, self.generation, progress=progress)
+            return "kept" if complete else "done"
+
+        return step
+
+    def _poses(self, progress) -> Callable[[], str]:
+        def step() -> str:
+            if (self.scene / "transforms.json").is_file():
+                return "kept"
+            if self.poses == "nominal":
+                from fourreal_ns.generate.nominal_poses import write_nominal_transforms
+
+                write_nominal_transforms(self.scene, fov_degrees=self.nominal_fov_degrees,
+                                         seed=self.generation.seed)
+                return "done (nominal poses)"
+            from fourreal_ns.process.command import Process
+
+            progress.stop()  # `fourreal process` shows its own progress
+            try:
+                Process(scene=self.scene).main()
+            finally:
+                progress.start()
+            return "done (SfM)"
+
+        return step
+
+    def _canonical(self) -> str:
+        if is_trained(run_folder(self.runs, "4real-canonical")):
+            return "kept"
+        arguments = schedule_arguments(self.schedule, "canonical", self.steps) + self._guidance_arguments()
+        train_stage("4real-canonical", self.scene, self.runs, arguments, self.out / "logs" / "canonical.log")
+        return "done"
+
+    def _motion(self) -> str:
+        if is_trained(run_folder(self.runs, "4real-motion")):
+            return "kept"
+        canonical = run_folder(self.runs, "4real-canonical")
+        arguments = (schedule_arguments(self.schedule, "motion", self.motion_steps) + self._guidance_arguments()
+                     + ["--pipeline.model.canonical-checkpoint", str(canonical)])
+        train_stage("4real-motion", self.scene, self.runs, arguments, self.out / "logs" / "motion.log")
+        return "done"
+
+    def _video(self) -> str:
+        if self.video.is_file():
+            return "kept"
+        from fourreal_ns.camera_paths import OrbitThroughTime
+        from fourreal_ns.demo import ns_command
+
+        config = run_folder(self.runs, "4real-motion") / "config.yml"
+        path = self.out / "orbit_through_time.json"
+        OrbitThroughTime(load_config=config, output=path, num_frames=self.render_frames, data=self.scene).main()
+        run_logged([ns_command("ns-render"), "camera-path", "--load-config", str(config),
+                    "--camera-path-filename", str(path), "--output-path", str(self.video)],
+                   self.out / "logs" / "render.log")
+        return "done"
