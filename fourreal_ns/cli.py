@@ -1,6 +1,11 @@
 """The `fourreal` command: tyro subcommands, each a dataclass with a `main()`.
 
     fourreal demo                                  build the demo scene, train on it on the CPU, render an orbit video
+    fourreal generate --prompt TEXT --out SCENE    reference + freeze-time videos from text (video diffusion)
+    fourreal process SCENE | --freeze V --reference V --out SCENE | --grid DIR --out SCENE
+                                                   poses by SfM (pycolmap) and seed points -> transforms.json
+    fourreal run --prompt TEXT --out DIR           generate -> process -> both stages -> an orbit-through-time video
+    fourreal refine --load-config CFG              re-upsample a rendered video and fine-tune the motion stage on it
     fourreal demo-scene OUT                        write the procedural demo scene (scene format: docs/scene_format.md)
     fourreal import-dnerf NPZ OUT                  a packed D-NeRF scene (.npz) as a scene folder
     fourreal camera-path {bullet-time,fixed-view,orbit-through-time} --load-config CFG --output PATH.json
@@ -25,6 +30,10 @@ from fourreal_ns.data.dnerf_import import ImportDNeRF
 from fourreal_ns.demo import Demo
 from fourreal_ns.demo_scene import DemoSceneConfig
 from fourreal_ns.export.ply_sequence import ExportPlySequence
+from fourreal_ns.generate.command import Generate
+from fourreal_ns.generate.refine import Refine
+from fourreal_ns.process.command import Process
+from fourreal_ns.run_all import RunAll
 
 
 def _doc(command: type) -> str:
@@ -67,6 +76,10 @@ class Export:
 Commands = Union[
     Annotated[Demo, tyro.conf.subcommand("demo", description=_doc(Demo))],
     Annotated[DemoSceneConfig, tyro.conf.subcommand("demo-scene", description=_doc(DemoSceneConfig))],
+    Annotated[Generate, tyro.conf.subcommand("generate", description=_doc(Generate))],
+    Annotated[Process, tyro.conf.subcommand("process", description=_doc(Process))],
+    Annotated[RunAll, tyro.conf.subcommand("run", description=_doc(RunAll))],
+    Annotated[Refine, tyro.conf.subcommand("refine", description=_doc(Refine))],
     Annotated[ImportDNeRF, tyro.conf.subcommand("import-dnerf", description=_doc(ImportDNeRF))],
     Annotated[CameraPath, tyro.conf.subcommand("camera-path", description=_doc(CameraPath))],
     Annotated[Export, tyro.conf.subcommand("export", description=_doc(Export))],

@@ -197,7 +197,8 @@ class FourRealMotionModel(DeformableSplatModel):
 
     def training_videos(self, step: int) -> Optional[Sequence[str]]:
         """Which videos the datamanager draws from at `step` (None: all); read by FourRealPipeline."""
-        return ("reference",) if self.stage(step) in ("motion-fit", "growth") else None
+        # 4Real-Video grid frames are reference frames seen from several cameras: they fit the motion too.
+        return ("reference", "grid") if self.stage(step) in ("motion-fit", "growth") else None
 
     def in_sds_window(self, step: int) -> bool:
         return self.config.sds_start_step <= step < self.config.sds_end_step
