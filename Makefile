@@ -30,3 +30,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_rasterizer.py
 	$(PY) benchmarks/bench_canonical_step.py
 	$(PY) benchmarks/bench_motion_step.py
+	$(PY) benchmarks/bench_sds.py
