@@ -51,6 +51,8 @@ class FourRealPipeline(VanillaPipeline):
         if not hasattr(config, "sds"):
             config.sds = SDSConfig()
         super().__init__(config, *args, **kwargs)
+        if self.test_mode == "val" and config.guidance.enabled and hasattr(self.model, "sds_kind"):
+            config.guidance.check_available()  # training: missing weights fail now, not at the first SDS step
         self._sds_generator = torch.Generator().manual_seed(config.sds.seed)
         object.__setattr__(self, "_guidance", None)  # not registered as a submodule: never in a checkpoint
 

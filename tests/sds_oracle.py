@@ -60,6 +60,9 @@ class OracleGuidanceConfig(GuidanceConfig):
     oracle_scene: Path = Path(".")
     oracle_size: Tuple[int, int] = (27, 48)
 
+    def check_available(self) -> None:
+        pass  # nothing to load
+
     def build(self, prompt: str, device) -> OracleGuidance:
         return OracleGuidance(self.oracle_scene, self.oracle_size)
 

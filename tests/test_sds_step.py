@@ -26,7 +26,7 @@ def tiny_folders(tmp_path_factory):
     return {name: saver(root / name) for name, saver in TINY_SAVERS.items()}
 
 
-def motion_pipeline(scene: Path, backend: str, folder: Path):
+def motion_pipeline(scene: Path, backend: str, folder: Path, test_mode: str = "val"):
     from fourreal_ns.guidance.config import GuidanceConfig
     from fourreal_ns.method_configs import fourreal_motion
 
@@ -39,7 +39,7 @@ def motion_pipeline(scene: Path, backend: str, folder: Path):
     config.pipeline.sds.num_frames = 4
     config.pipeline.guidance = GuidanceConfig(backend=backend, model_id=str(folder), dtype="float32",
                                               sds_height=TINY_SDS_SIZE[0], sds_width=TINY_SDS_SIZE[1])  # fmt: skip
-    pipeline = config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)
+    pipeline = config.pipeline.setup(device="cpu", test_mode=test_mode, world_size=1, local_rank=0)
     pipeline.model.optimizers = {}  # the trainer hands them over; the densification pre-backward hook reads them
     return config, pipeline
 
@@ -101,3 +101,16 @@ def test_loading_an_sds_run_never_builds_the_guidance(demo_scene, tiny_folders, 
     with torch.no_grad():
         rgb = loaded.model.get_outputs_for_camera(frame_camera(frame, 0.5))["rgb"]
     assert rgb.shape[-1] == 3 and loaded._guidance is None
+
+
+def test_missing_weights_fail_when_training_starts(demo_scene, tmp_path):
+    """A wrong --pipeline.guidance.model-id stops the run at setup with the id and the fix, not thousands of steps
+    later at the first SDS step; a viewer (test_mode "inference") does not care."""
+    from fourreal_ns.guidance.errors import GuidanceWeightsNotFoundError
+
+    missing = tmp_path / "no_such_model"
+    with pytest.raises(GuidanceWeightsNotFoundError) as error:
+        motion_pipeline(demo_scene, "ltx", missing)
+    assert str(missing) in str(error.value) and "--pipeline.guidance.model-id" in str(error.value)
+    motion_pipeline(demo_scene, "ltx", missing, test_mode="inference")
+

@@ -78,3 +78,25 @@ class GuidanceConfig:
         """
         cls = backend_class(self.backend)
         return cls(self, prompt, device)
+
+    def check_available(self) -> None:
+        """Fail when training starts rather than at the first SDS step, thousands of steps later: a local folder
+        must hold a diffusers pipeline (model_index.json); with the hub offline (HF_HUB_OFFLINE), a hub id must be
+        in the local cache. Online, a missing hub id is downloaded by `build` as usual."""
+        from pathlib import Path
+
+        from fourreal_ns.guidance.errors import GuidanceWeightsNotFoundError
+        from fourreal_ns.guidance.loading import hub_offline, looks_like_local_path
+
+        model_id = self.model_id or backend_class(self.backend).default_model_id
+        if looks_like_local_path(model_id):
+            if not (Path(model_id).expanduser() / "model_index.json").is_file():
+                raise GuidanceWeightsNotFoundError(model_id, self.backend,
+                                                   f"{model_id} is not a folder with a model_index.json")  # fmt: skip
+        elif hub_offline():
+            from huggingface_hub import try_to_load_from_cache
+
+            if not isinstance(try_to_load_from_cache(model_id, "model_index.json"), str):
+                raise GuidanceWeightsNotFoundError(model_id, self.backend,
+                                                   "HF_HUB_OFFLINE is set and the Hugging Face cache does not hold it")
+
