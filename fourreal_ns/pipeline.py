@@ -70,9 +70,9 @@ class FourRealPipeline(VanillaPipeline):
             metrics_dict["sds_sigma"] = sigma
         return model_outputs, loss_dict, metrics_dict
 
-    @property
-    def guidance(self):
-        """The video model, built on first use (only ever inside a training step)."""
+    def get_guidance(self):
+        """The video model, built on first use (only ever inside a training step). A method, not a property: the
+        viewer reads every attribute of the pipeline (`parse_object`) and would build the model."""
         if self._guidance is None:
             object.__setattr__(self, "_guidance", self.config.guidance.build(self.guidance_prompt(), self.device))
         return self._guidance
@@ -94,7 +94,7 @@ class FourRealPipeline(VanillaPipeline):
     # ---------------------------------------------------------------- one SDS step
     def score_distillation(self, step: int, kind: str):
         """Eqs. 4-6 for one trajectory of `kind`; returns (unweighted loss, sigma)."""
-        guidance = self.guidance
+        guidance = self.get_guidance()
         trajectory = self.sample_trajectory(kind)
         renders = self.render_trajectory(trajectory)  # [F, 3, H, W]
         if trajectory.condition_image_index is not None:

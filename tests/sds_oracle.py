@@ -86,4 +86,4 @@ def train(scene: str, output: str, name: str, args: List[str], num_frames: int =
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     trainer.train()
-    print("oracle calls:", trainer.pipeline.guidance.calls)
+    print("oracle calls:", trainer.pipeline.get_guidance().calls)

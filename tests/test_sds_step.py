@@ -100,6 +100,11 @@ def test_loading_an_sds_run_never_builds_the_guidance(demo_scene, tiny_folders, 
     frame = load_scene(demo_scene).frames[0]
     with torch.no_grad():
         rgb = loaded.model.get_outputs_for_camera(frame_camera(frame, 0.5))["rgb"]
+    # ns-viewer reads every attribute of the pipeline looking for GUI elements (nerfstudio's parse_object).
+    from nerfstudio.viewer.utils import parse_object
+    from nerfstudio.viewer.viewer_elements import ViewerElement
+
+    parse_object(loaded, ViewerElement, "Custom Elements")
     assert rgb.shape[-1] == 3 and loaded._guidance is None
 
 
