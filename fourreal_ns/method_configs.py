@@ -19,6 +19,8 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from fourreal_ns.data.dataparser import FourRealDataParserConfig
 from fourreal_ns.data.datamanager import FreezeTimeDataManagerConfig, ReferenceVideoDataManagerConfig
+from fourreal_ns.guidance.config import GuidanceConfig
+from fourreal_ns.guidance.sds import SDSConfig
 from fourreal_ns.models.canonical import FourRealCanonicalModelConfig
 from fourreal_ns.models.deformation import DeformationFieldConfig
 from fourreal_ns.models.motion import FourRealMotionModelConfig
@@ -76,7 +78,14 @@ def trainer_config(method_name: str, steps: int, datamanager, model) -> TrainerC
         max_num_iterations=steps,
         mixed_precision=False,
         machine=MachineConfig(device_type=default_device()),
-        pipeline=FourRealPipelineConfig(datamanager=datamanager, model=model),
+        pipeline=FourRealPipelineConfig(
+            datamanager=datamanager,
+            model=model,
+            # Video SDS (3.3 eqs. 4-6, 3.4, D.1, E.1); method_configs.md "Video SDS".
+            guidance=GuidanceConfig(enabled=True, backend="ltx", model_id=None, prompt=None, dtype="bfloat16"),
+            sds=SDSConfig(num_frames=16, sigma_max=0.98, sigma_min=0.02, anneal_power=0.5, perturb_radius=0.15,
+                          log_every=100),  # fmt: skip
+        ),
         optimizers={**gaussian_optimizers(steps), "deformation": deformation_optimizer(steps)},
         viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
         vis="viewer",
