@@ -90,3 +90,14 @@ def test_sds_checkpoint_holds_no_guidance(with_oracle_sds):
     state = torch.load(checkpoint, map_location="cpu")
     names = list(state["pipeline"].keys())
     assert names and not [name for name in names if "guidance" in name or "oracle" in name.lower()]
+
+
+def test_sds_targets_are_logged_as_images(with_oracle_sds):
+    """Renders and SDS targets reach the run's tensorboard every `--pipeline.sds.log-every` (100) steps."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(with_oracle_sds.parent), size_guidance={"images": 0})
+    events.Reload()
+    assert "SDS/multiview" in events.Tags()["images"]
+    steps = [image.step for image in events.Images("SDS/multiview")]
+    assert steps == [500], steps  # the window is [450, 600)
