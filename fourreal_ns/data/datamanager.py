@@ -4,9 +4,7 @@
 reference video first and every video later: the pipeline tells it which videos the model's current stage trains
 on (`use_videos`), and it draws only frames of those.
 
-The freeze-time datamanager:
-
-nerfstudio's FullImageDatamanager with what stage 1 (paper 3.3) needs:
+Both are nerfstudio's FullImageDatamanager with what stage 1 (paper 3.3) needs:
 - each camera it yields carries its frame's `view` and `video_id` (from the dataparser) and `cam_idx`, so the
   model can look up the per-frame deformation code;
 - it knows the canonical frame (`canonical_view`, `canonical_time`, `canonical_train_index`);
