@@ -55,6 +55,7 @@ import tyro
 from typing_extensions import Annotated
 
 from fourreal_ns.camera_paths import look_at
+from fourreal_ns.data.point_cloud import write_point_cloud_ply
 
 # Geometry of the room and the orbit (world units; the dataparser applies no transform).
 ROOM_HALF = 2.5
@@ -526,35 +527,6 @@ def _save_png(path: Path, image: np.ndarray) -> None:
     Image.fromarray(image).save(path, format="PNG")
 
 
-def _write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
-    """Binary little-endian PLY: x, y, z float; red, green, blue uchar."""
-    vertex = np.empty(len(points), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
-                                          ("red", "u1"), ("green", "u1"), ("blue", "u1")])
-    vertex["x"], vertex["y"], vertex["z"] = points[:, 0], points[:, 1], points[:, 2]
-    vertex["red"], vertex["green"], vertex["blue"] = colours[:, 0], colours[:, 1], colours[:, 2]
-    header = (
-        "ply\nformat binary_little_endian 1.0\ncomment fourreal demo-scene seed points\n"
-        f"element vertex {len(points)}\nproperty float x\nproperty float y\nproperty float z\n"
-        "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
-    )
-    path.write_bytes(header.encode("ascii") + vertex.tobytes())
-
-
-def read_ply_points(path: Path) -> Tuple[np.ndarray, np.ndarray]:
-    """(N, 3) float positions and (N, 3) uint8 colours of a PLY written by `_write_ply` (binary) or ascii."""
-    data = Path(path).read_bytes()
-    end = data.index(b"end_header\n") + len(b"end_header\n")
-    header = data[:end].decode("ascii").splitlines()
-    count = int(next(line.split()[2] for line in header if line.startswith("element vertex")))
-    if any("ascii" in line for line in header if line.startswith("format")):
-        rows = np.array([line.split() for line in data[end:].decode("ascii").split("\n")[:count]], dtype=np.float64)
-        return rows[:, :3], rows[:, 3:6].astype(np.uint8)
-    vertex = np.frombuffer(data[end:], count=count, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
-                                                            ("red", "u1"), ("green", "u1"), ("blue", "u1")])
-    points = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1).astype(np.float64)
-    return points, np.stack([vertex["red"], vertex["green"], vertex["blue"]], axis=1)
-
-
 def _matrix(pose: np.ndarray) -> List[List[float]]:
     return [[float(value) for value in row] for row in np.asarray(pose)]
 
@@ -656,7 +628,8 @@ def make_demo_scene(
     points = np.concatenate(all_points)[:num_points]
     colours = np.concatenate(all_colours)[:num_points]
     points = points + rng.normal(0.0, point_noise, points.shape)
-    _write_ply(out / "points3d.ply", points, np.clip(np.round(colours * 255), 0, 255).astype(np.uint8))
+    write_point_cloud_ply(out / "points3d.ply", points, np.clip(np.round(colours * 255), 0, 255).astype(np.uint8),
+                          "fourreal demo-scene seed points")
 
     canonical = {"time": t_c, "freeze_frame": int(k_c), "reference_frame": int(j_c)}
     generation = {"prompt": PROMPT, "source": "fourreal demo-scene", "seed": int(seed)}

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fourreal_ns.data.point_cloud import read_point_cloud_ply
 from fourreal_ns.demo_scene import (
     DemoSceneConfig,
     demo_world,
     intrinsics,
     make_demo_scene,
-    read_ply_points,
     render_true,
 )
 
@@ -156,7 +156,7 @@ def test_object_moves_in_the_reference_video(scene: Path):
 
 def test_seed_points_lie_on_true_surfaces(scene: Path):
     transforms = load(scene / "transforms.json")
-    points, colours = read_ply_points(scene / transforms["ply_file_path"])
+    points, colours = read_point_cloud_ply(scene / transforms["ply_file_path"])
     assert 2000 <= len(points) <= 5000 and colours.dtype == np.uint8
     world = demo_world(0)
     distance = world.surface_distance(points, transforms["canonical"]["time"])

@@ -24,6 +24,8 @@ from typing import List, Optional
 
 import numpy as np
 
+from fourreal_ns.data.point_cloud import write_point_cloud_ply
+
 from fourreal_ns.generate.parts import GENERATION_FILE, write_json_atomic
 
 
@@ -68,8 +70,6 @@ def write_nominal_transforms(scene: Path, fov_degrees: float = 60.0, radius: flo
     """Write `scene/transforms.json` and `scene/points3d.ply` from the nominal trajectory; returns transforms.json."""
     from PIL import Image
 
-    from fourreal_ns.demo_scene import _write_ply
-
     scene = Path(scene)
     out = scene / "transforms.json"
     if out.exists() and not overwrite:
@@ -109,7 +109,7 @@ def write_nominal_transforms(scene: Path, fov_degrees: float = 60.0, radius: flo
                for j, file in enumerate(reference_files)]
 
     points, colours = _seed_points(canonical_image, poses[k_c], focal, num_points, box_half_size, seed)
-    _write_ply(scene / "points3d.ply", points, colours)
+    write_point_cloud_ply(scene / "points3d.ply", points, colours, "fourreal generate: nominal-pose seed points")
     content = {
         "camera_model": "PINHOLE", "fl_x": focal, "fl_y": focal, "cx": width / 2.0, "cy": height / 2.0,
         "w": width, "h": height,

@@ -26,6 +26,8 @@ from typing import Dict, Iterable, List
 
 import numpy as np
 
+from fourreal_ns.data.point_cloud import atomic_write_bytes, write_point_cloud_ply
+
 MAX_POINT_ERROR = 2.0
 """Seed points with a larger mean reprojection error (pixels) are dropped."""
 MAX_POINT_DISTANCE = 10.0
@@ -97,35 +99,14 @@ def seed_points(points: np.ndarray, colours: np.ndarray, errors: np.ndarray, rad
     return points[keep], colours[keep]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it over `path` (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
-    """Binary little-endian PLY: x, y, z float; red, green, blue uchar (as `fourreal demo-scene`)."""
-    vertex = np.empty(len(points), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
-                                          ("red", "u1"), ("green", "u1"), ("blue", "u1")])
-    vertex["x"], vertex["y"], vertex["z"] = points[:, 0], points[:, 1], points[:, 2]
-    vertex["red"], vertex["green"], vertex["blue"] = colours[:, 0], colours[:, 1], colours[:, 2]
-    header = (
-        "ply\nformat binary_little_endian 1.0\ncomment fourreal process: sparse SfM points\n"
-        f"element vertex {len(points)}\nproperty float x\nproperty float y\nproperty float z\n"
-        "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
-    )
-    _atomic_write(Path(path), header.encode("ascii") + vertex.tobytes())
+    """The sparse SfM points as the scene's seed point cloud (data/point_cloud.py)."""
+    write_point_cloud_ply(path, points, colours, "fourreal process: sparse SfM points")
 
 
 def write_transforms(path: Path, content: dict) -> None:
     """transforms.json, atomically."""
-    _atomic_write(Path(path), (json.dumps(content, indent=1) + "\n").encode("utf-8"))
+    atomic_write_bytes(Path(path), (json.dumps(content, indent=1) + "\n").encode("utf-8"))
 
 
 def frame_entry(file_path: str, camera_to_world: np.ndarray, video: str, time: float, view: int) -> dict:
