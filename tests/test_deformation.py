@@ -51,6 +51,20 @@ def test_exactly_zero_at_the_canonical_code_and_not_elsewhere():
     assert torch.count_nonzero(mixed.means[0::2]) == 0 and mixed.means[1::2].abs().min() > 0
 
 
+def test_a_field_without_anchor_moves_at_every_code():
+    """canonical_code=None (4real-motion from scratch with --pipeline.model.anchor-canonical-time False): no code is
+    forced to zero, and the anchor survives a state_dict round trip."""
+    torch.manual_seed(0)
+    field = DeformationField(DeformationFieldConfig(depth=3, width=32, skip_layer=2), canonical_code=None)
+    randomise_heads(field)
+    positions = torch.randn(40, 3)
+    for code in (0.0, 0.25, torch.tensor([0.0, 0.5] * 20)):
+        assert field(positions, code).means.abs().min() > 0
+    reloaded = DeformationField(DeformationFieldConfig(depth=3, width=32, skip_layer=2), canonical_code=0.0)
+    reloaded.load_state_dict(field.state_dict())
+    assert reloaded(positions, 0.0).means.abs().min() > 0
+
+
 def test_small_motion_loss_is_l1_and_reaches_the_network():
     torch.manual_seed(0)
     field = DeformationField(DeformationFieldConfig(depth=2, width=16, skip_layer=1))

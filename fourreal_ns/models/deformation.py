@@ -11,13 +11,14 @@ One MLP maps a Gaussian's canonical position and a scalar code to offsets of its
 
 The code c is a per-frame code (stage 1: the freeze-time frame's position along the orbit) or time (stage 2).
 The field is exactly zero at the canonical code: the paper picks the canonical frame so that its deformation is
-zero (section 3.3), and we make that exact rather than learned.
+zero (section 3.3), and we make that exact rather than learned. A field built with `canonical_code=None` has no
+such anchor (Deformable 3D Gaussians' latent canonical space), for dynamic data trained from scratch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple, Type
+from typing import NamedTuple, Optional, Type
 
 import torch
 from torch import Tensor, nn
@@ -70,13 +71,15 @@ class DeformationFieldConfig(InstantiateConfig):
 
 
 class DeformationField(nn.Module):
-    """w(x, c) -> (dx, dq, ds), exactly zero wherever c equals the canonical code."""
+    """w(x, c) -> (dx, dq, ds), exactly zero wherever c equals the canonical code (if it has one)."""
 
-    def __init__(self, config: DeformationFieldConfig, canonical_code: float = 0.0) -> None:
+    def __init__(self, config: DeformationFieldConfig, canonical_code: Optional[float] = 0.0) -> None:
         super().__init__()
         self.config = config
-        # A buffer so that it follows the module to its device and is saved in checkpoints.
-        self.register_buffer("canonical_code", torch.tensor(float(canonical_code)))
+        # A buffer so that it follows the module to its device and is saved in checkpoints; NaN (equal to no code)
+        # when the field has no canonical anchor.
+        anchor = float("nan") if canonical_code is None else float(canonical_code)
+        self.register_buffer("canonical_code", torch.tensor(anchor))
         input_dim = 3 * (1 + 2 * config.position_freqs) + (1 + 2 * config.code_freqs)
         self.layers = nn.ModuleList()
         for i in range(config.depth):

@@ -69,6 +69,10 @@ class FourRealMotionModelConfig(DeformableSplatModelConfig):
     """Opacity threshold for pruning during growth, tau_alpha (appendix E.2)."""
     static_warmup_steps: int = 3000
     """Without a canonical run: steps training the Gaussians alone before the motion starts."""
+    anchor_canonical_time: bool = True
+    """w_t is exactly zero at the canonical time (3.4: the motion starts from the canonical Gaussians at t_c).
+    False, only without a canonical run: the field is free at every time and the Gaussians are a latent canonical
+    space (Deformable 3DGS), better where few frames show the canonical time (D-NeRF: one camera at t = 0)."""
     norm_weight: float = 0.01
     """Weight of L_norm, eq. 7 (appendix E.1)."""
     diff_weight: float = 0.01
@@ -146,11 +150,17 @@ class FourRealMotionModel(DeformableSplatModel):
     # ---------------------------------------------------------------- construction
     def populate_modules(self) -> None:
         self.has_canonical = self.config.canonical_checkpoint is not None
+        if self.has_canonical and not self.config.anchor_canonical_time:
+            raise ValueError(
+                "--pipeline.model.anchor-canonical-time False needs training from scratch: the Gaussians of "
+                f"{OPTION} are the scene at the canonical time, so the motion must be zero there."
+            )
         super().populate_modules()
         metadata = self.kwargs.get("metadata", {}) or {}
         self.canonical_time = float(metadata.get("canonical", {}).get("time", 0.0))
         self.reference_time_step = float(metadata.get("reference_time_step", 0.0)) or None
-        self.temporal_deformation: DeformationField = self.config.deformation.setup(canonical_code=self.canonical_time)
+        anchor = self.canonical_time if self.config.anchor_canonical_time else None
+        self.temporal_deformation: DeformationField = self.config.deformation.setup(canonical_code=anchor)
         # How many leading Gaussians are frozen (growth.py); a buffer so that a resumed run keeps it.
         self.register_buffer("num_frozen", torch.zeros((), dtype=torch.long))
         self._neighbours: Optional[NeighbourGraph] = None
@@ -224,7 +234,9 @@ class FourRealMotionModel(DeformableSplatModel):
 
     # ---------------------------------------------------------------- deformation
     def deltas_for_time(self, time: Optional[float]) -> Optional[Deltas]:
-        if time is None or time == self.canonical_time:
+        if time is None:
+            time = self.canonical_time
+        if time == self.canonical_time and self.config.anchor_canonical_time:
             return None
         # As in stage 1, the field reads the canonical positions without moving them.
         return self.temporal_deformation(self.means.detach(), float(time))
@@ -303,7 +315,7 @@ class FourRealMotionModel(DeformableSplatModel):
         means, quats = self.means.detach()[involved], self.quats.detach()[involved]
         now = Deltas(deltas.means[involved], deltas.quats[involved], deltas.scales[involved])
         time_before = self.previous_time(time)
-        if time_before == self.canonical_time:
+        if time_before == self.canonical_time and self.config.anchor_canonical_time:
             before = Deltas.zeros(len(involved), means.device, means.dtype)
         else:
             before = self.temporal_deformation(means, time_before)
