@@ -134,6 +134,7 @@ def motion_trainer_config() -> TrainerConfig:
             growth_steps=5000,
             growth_cull_alpha_thresh=1e-2,
             static_warmup_steps=3000,
+            anchor_canonical_time=True,
             densify_grad_thresh=2e-4,
             cull_alpha_thresh=5e-3,
             stop_split_at=15000,
