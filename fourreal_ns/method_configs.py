@@ -191,7 +191,8 @@ def short_cpu_schedule(steps: int = 600, deformation_start: int = 150) -> List[s
 
 def short_cpu_motion_schedule(steps: int = 600, with_canonical: bool = True) -> List[str]:
     """`ns-train 4real-motion` options for the CPU: the paper's stage proportions (10k / 5k / 5k of 20k) scaled to
-    `steps`, the test-size MLP, densification every 50 steps. method_configs.md lists each change."""
+    `steps`, the test-size MLP, densification every 50 steps, a 5x deformation learning rate (its decay is
+    compressed from 20k steps to `steps`). method_configs.md lists each change."""
     motion_fit, growth = int(steps * 0.5), int(steps * 0.25)
     return [
         f"--max-num-iterations={steps}",
@@ -214,5 +215,7 @@ def short_cpu_motion_schedule(steps: int = 600, with_canonical: bool = True) -> 
         "--pipeline.model.compute-lpips=False",
         "--pipeline.guidance.enabled=False",  # no video model on a CPU: the SDS window trains without SDS
         f"--optimizers.means.scheduler.max-steps={steps}",
+        "--optimizers.deformation.optimizer.lr=5e-3",
+        "--optimizers.deformation.scheduler.lr-final=5e-5",
         f"--optimizers.deformation.scheduler.max-steps={steps}",
     ]

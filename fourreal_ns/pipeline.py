@@ -51,6 +51,9 @@ class FourRealPipeline(VanillaPipeline):
         if not hasattr(config, "sds"):
             config.sds = SDSConfig()
         super().__init__(config, *args, **kwargs)
+        missing_canonical = getattr(self.model, "canonical_checkpoint_error", None)
+        if self.test_mode == "val" and missing_canonical is not None:
+            raise missing_canonical  # training needs stage 1's Gaussians; loading a finished run does not
         if self.test_mode == "val" and config.guidance.enabled and hasattr(self.model, "sds_kind"):
             config.guidance.check_available()  # training: missing weights fail now, not at the first SDS step
         self._sds_generator = torch.Generator().manual_seed(config.sds.seed)

@@ -52,3 +52,20 @@ def test_unanchored_motion_needs_training_from_scratch(tmp_path):
     config = FourRealMotionModelConfig(canonical_checkpoint=tmp_path, anchor_canonical_time=False)
     with pytest.raises(ValueError, match="anchor-canonical-time False needs training from scratch"):
         config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=1, metadata={})
+
+
+def test_ns_train_with_a_missing_canonical_run_fails_at_setup(demo_scene, tmp_path):
+    """Training needs stage 1's Gaussians: the error comes before any step and names the option (loading a
+    finished run does not need them: test_motion_e2e::test_a_finished_run_opens_without_its_canonical_run)."""
+    import subprocess
+
+    from conftest import ns_script
+
+    missing = tmp_path / "no_canonical_run"
+    result = subprocess.run([
+        ns_script("ns-train"), "4real-motion", "--data", str(demo_scene), "--output-dir", str(tmp_path / "out"),
+        "--vis", "tensorboard", "--max-num-iterations", "2", "--pipeline.model.canonical-checkpoint", str(missing),
+    ], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode != 0
+    assert f"--pipeline.model.canonical-checkpoint {missing}: no such file" in result.stdout + result.stderr
+    assert not list((tmp_path / "out").rglob("*.ckpt"))

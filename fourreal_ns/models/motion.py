@@ -163,6 +163,7 @@ class FourRealMotionModel(DeformableSplatModel):
         self.temporal_deformation: DeformationField = self.config.deformation.setup(canonical_code=anchor)
         # How many leading Gaussians are frozen (growth.py); a buffer so that a resumed run keeps it.
         self.register_buffer("num_frozen", torch.zeros((), dtype=torch.long))
+        self.canonical_checkpoint_error: Optional[FileNotFoundError] = None
         self._neighbours: Optional[NeighbourGraph] = None
         self._neighbours_key: Tuple[int, int] = (0, 0)
         self.last_time: Optional[float] = None
@@ -170,7 +171,14 @@ class FourRealMotionModel(DeformableSplatModel):
             self._load_canonical()
 
     def _load_canonical(self) -> None:
-        gaussians = load_canonical_gaussians(self.config.canonical_checkpoint)
+        try:
+            gaussians = load_canonical_gaussians(self.config.canonical_checkpoint)
+        except FileNotFoundError as error:
+            # A finished run opened by ns-viewer, ns-render, ns-eval or ns-export: its own checkpoint replaces every
+            # Gaussian, so stage 1's run may have moved or gone (a run copied to another machine). Training raises
+            # this error at setup (FourRealPipeline).
+            self.canonical_checkpoint_error = error
+            return
         expected = self.gauss_params["features_rest"].shape[1:]
         if gaussians["features_rest"].shape[1:] != expected:
             raise ValueError(
