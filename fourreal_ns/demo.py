@@ -82,8 +82,8 @@ def render_orbit_through_time(config: Path, scene: Path, video: Path, num_frames
 
 @dataclass
 class Demo:
-    """Build the demo scene, train 4real-canonical on it on the CPU (a few minutes), evaluate the canonical
-    Gaussians against the true scene, and render an orbit video."""
+    """Build the demo scene, train 4real-canonical and then 4real-motion on it on the CPU (minutes), evaluate
+    both against the true scene, and render an orbit video and the paper's orbit-through-time video."""
 
     output_dir: Path = Path("demo_output")
     """Where the scene, the training run and the video go."""
