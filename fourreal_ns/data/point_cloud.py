@@ -8,26 +8,14 @@ interrupted command never leaves half a point cloud in a scene folder.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Tuple
 
 import numpy as np
 
+from fourreal_ns.data.atomic_write import atomic_write_bytes
+
 VERTEX_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it over `path` (readers never see half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def write_point_cloud_ply(path: Path, points: np.ndarray, colours: np.ndarray, comment: str) -> None:

@@ -25,7 +25,8 @@ from typing import List, Optional
 import numpy as np
 
 from fourreal_ns.data.point_cloud import write_point_cloud_ply
-from fourreal_ns.generate.parts import GENERATION_FILE, write_json_atomic
+from fourreal_ns.data.atomic_write import write_json_atomic
+from fourreal_ns.generate.parts import GENERATION_FILE
 
 
 def _frame_files(folder: Path) -> List[Path]:

@@ -20,17 +20,11 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from fourreal_ns.data.atomic_write import write_json_atomic
+
 GENERATION_FILE = "generation.json"
 PARTS_FOLDER = "generation_parts"
 """Frames of the freeze-time clip and of each extension step, kept so that a resumed run can reuse them."""
-
-
-def write_json_atomic(path: Path, content: dict) -> None:
-    """Write `content` as JSON to `path` via a temporary file and `os.replace` (never a half-written file)."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(content, indent=1))
-    os.replace(temporary, path)
 
 
 def frame_name(index: int) -> str:

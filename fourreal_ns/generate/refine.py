@@ -31,7 +31,8 @@ from typing import List, Literal, Optional, Tuple
 
 import numpy as np
 
-from fourreal_ns.generate.parts import write_frames_atomic, write_json_atomic
+from fourreal_ns.data.atomic_write import write_json_atomic
+from fourreal_ns.generate.parts import write_frames_atomic
 
 DEFAULT_UPSAMPLER = "Lightricks/ltxv-spatial-upscaler-0.9.7"
 DEFAULT_LTX = "Lightricks/LTX-Video-0.9.7-dev"

@@ -16,7 +16,6 @@ Conventions:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -26,7 +25,8 @@ from typing import Dict, Iterable, List
 
 import numpy as np
 
-from fourreal_ns.data.point_cloud import atomic_write_bytes, write_point_cloud_ply
+from fourreal_ns.data.atomic_write import write_json_atomic
+from fourreal_ns.data.point_cloud import write_point_cloud_ply
 
 MAX_POINT_ERROR = 2.0
 """Seed points with a larger mean reprojection error (pixels) are dropped."""
@@ -106,7 +106,7 @@ def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
 
 def write_transforms(path: Path, content: dict) -> None:
     """transforms.json, atomically."""
-    atomic_write_bytes(Path(path), (json.dumps(content, indent=1) + "\n").encode("utf-8"))
+    write_json_atomic(path, content)
 
 
 def frame_entry(file_path: str, camera_to_world: np.ndarray, video: str, time: float, view: int) -> dict:
