@@ -51,6 +51,21 @@ def test_exactly_zero_at_the_canonical_code_and_not_elsewhere():
     assert torch.count_nonzero(mixed.means[0::2]) == 0 and mixed.means[1::2].abs().min() > 0
 
 
+def test_the_anchor_is_continuous():
+    """continuous_anchor (default): F(x, c) - F(x, c_canonical) goes to zero next to the canonical code, the way a
+    neighbouring frame or time should move a little; the masked field (False) jumps there instead."""
+    torch.manual_seed(0)
+    positions = torch.randn(40, 3)
+    for continuous in (True, False):
+        torch.manual_seed(1)
+        field = DeformationField(DeformationFieldConfig(depth=3, width=32, skip_layer=2, continuous_anchor=continuous),
+                                 canonical_code=0.25)
+        randomise_heads(field)
+        near, far = field(positions, 0.25 + 1e-5).means.abs().max(), field(positions, 0.75).means.abs().max()
+        assert far > 0.01
+        assert (near < 1e-3 * far) if continuous else (near > 0.1 * far)
+
+
 def test_a_field_without_anchor_moves_at_every_code():
     """canonical_code=None (4real-motion from scratch with --pipeline.model.anchor-canonical-time False): no code is
     forced to zero, and the anchor survives a state_dict round trip."""
@@ -75,3 +90,4 @@ def test_small_motion_loss_is_l1_and_reaches_the_network():
     assert torch.allclose(loss, expected)
     loss.backward()
     assert field.head_means.weight.grad.abs().sum() > 0 and field.layers[0].weight.grad.abs().sum() > 0
+

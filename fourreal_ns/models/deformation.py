@@ -11,14 +11,15 @@ One MLP maps a Gaussian's canonical position and a scalar code to offsets of its
 
 The code c is a per-frame code (stage 1: the freeze-time frame's position along the orbit) or time (stage 2).
 The field is exactly zero at the canonical code: the paper picks the canonical frame so that its deformation is
-zero (section 3.3), and we make that exact rather than learned. A field built with `canonical_code=None` has no
+zero (section 3.3), and we make that exact rather than learned, as F(x, c) - F(x, c_canonical), so that it is also
+continuous there: frames and times next to the canonical one move a little, never by a jump (`continuous_anchor`). A field built with `canonical_code=None` has no
 such anchor (Deformable 3D Gaussians' latent canonical space), for dynamic data trained from scratch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional, Type
+from typing import NamedTuple, Optional, Tuple, Type
 
 import torch
 from torch import Tensor, nn
@@ -68,6 +69,11 @@ class DeformationFieldConfig(InstantiateConfig):
     """Positional-encoding frequencies for the canonical position x (Deformable 3DGS: 10)."""
     code_freqs: int = 6
     """Positional-encoding frequencies for the per-frame code or time (Deformable 3DGS: 6 for time)."""
+    continuous_anchor: bool = True
+    """How the field is zero at the canonical code: True subtracts the network's output there, F(x, c) -
+    F(x, c_canonical), so that the offsets also go to zero continuously next to the canonical frame or time (one
+    network pass on twice the points); False only zeroes the canonical code itself, which leaves a jump between it
+    and its neighbours."""
 
 
 class DeformationField(nn.Module):
@@ -103,8 +109,24 @@ class DeformationField(nn.Module):
             if bool(code[0, 0] == self.canonical_code):
                 return Deltas.zeros(num, positions.device, positions.dtype)
             code = code.expand(num, 1)
+        anchored = self.config.continuous_anchor and not bool(torch.isnan(self.canonical_code))
+        if anchored:
+            # F(x, c) - F(x, c_canonical) in one batch: zero at the canonical code and continuous around it.
+            positions = torch.cat([positions, positions])
+            code = torch.cat([code, torch.full_like(code, float(self.canonical_code))])
+        outputs = self.mlp(positions, code)
+        if anchored:
+            outputs = [output[:num] - output[num:] for output in outputs]
+            code = code[:num]
+        # Per-Gaussian codes: zero exactly (not just up to rounding) where the code is the canonical one.
+        moving = (code != self.canonical_code).to(positions.dtype)
+        return Deltas(*(output * moving for output in outputs))
+
+    def mlp(self, positions: Tensor, code: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """The raw network F(gamma(x), gamma(c)) -> (dx, dq, ds) for positions [N, 3] and codes [N, 1]."""
         encoded = torch.cat(
-            [positional_encoding(positions, self.config.position_freqs), positional_encoding(code, self.config.code_freqs)],
+            [positional_encoding(positions, self.config.position_freqs),
+             positional_encoding(code, self.config.code_freqs)],
             dim=-1,
         )
         hidden = encoded
@@ -112,10 +134,4 @@ class DeformationField(nn.Module):
             if i == self.config.skip_layer and i > 0:
                 hidden = torch.cat([hidden, encoded], dim=-1)
             hidden = torch.relu(layer(hidden))
-        # Per-Gaussian codes: zero exactly where the code is the canonical one.
-        moving = (code != self.canonical_code).to(positions.dtype)
-        return Deltas(
-            self.head_means(hidden) * moving,
-            self.head_quats(hidden) * moving,
-            self.head_scales(hidden) * moving,
-        )
+        return self.head_means(hidden), self.head_quats(hidden), self.head_scales(hidden)
