@@ -60,7 +60,7 @@ def test_per_frame_deformation_ablation(with_deformation, without_deformation, s
     """The paper's ablation (3.3, Figure 9): canonical renders (no deformation) at held-out cameras against the
     true scene, whole image and the moving object's region, with and without per-frame deformation in training.
 
-    Measured (seed 0, short CPU schedule): whole image 22.56 dB with, 22.53 dB without; object region 23.31 vs
+    Measured (seed 0, short CPU schedule): whole image 22.57 dB with, 22.53 dB without; object region 23.43 vs
     23.35 dB. The paper's gain does not show on this scene: its injected inconsistencies are at most 9 % of the
     object's size (under 1.5 pixels at 96 x 54), too small to blur the canonical object. What the test does pin
     down is that the deformation does not spoil the canonical scene: with eq. 3 averaged over Gaussians instead of
