@@ -269,3 +269,24 @@ def test_nominal_poses_make_a_loadable_scene(tmp_path, tiny_ltx) -> None:
         assert np.dot(direction, to_origin) == pytest.approx(1.0)
     with pytest.raises(FileExistsError):
         write_nominal_transforms(scene)
+
+
+@pytest.mark.parametrize("content, problem", [('{"prompt": "a cat",', r"is not valid JSON \(line 1, column \d+"),
+                                              ('["a", "list"]', "holds a JSON list, not an object")])
+def test_a_broken_generation_json_is_named_and_left_alone(tmp_path, content, problem) -> None:
+    """Every reader of generation.json (nominal poses, the generator's resume record, `fourreal process`) names the
+    file, the problem and the fix, and changes nothing."""
+    from fourreal_ns.generate.nominal_poses import write_nominal_transforms
+    from fourreal_ns.generate.parts import GenerationRecord
+    from fourreal_ns.process import ProcessError
+    from fourreal_ns.process.command import _read_generation
+
+    path = tmp_path / "generation.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=problem + r".*Nominal poses need a scene from `fourreal generate`"):
+        write_nominal_transforms(tmp_path)
+    with pytest.raises(ValueError, match=problem + r".*Pass --overwrite to generate again"):
+        GenerationRecord.read(tmp_path)
+    with pytest.raises(ProcessError, match=problem + r".*run `fourreal generate` again"):
+        _read_generation(tmp_path)
+    assert path.read_text() == content and sorted(p.name for p in tmp_path.iterdir()) == ["generation.json"]

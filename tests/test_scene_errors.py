@@ -148,6 +148,19 @@ def test_intact_copy_loads(scene: Path):
     assert folder_hash(scene) == before
 
 
+def test_eval_every_zero_evaluates_on_the_training_frames(scene: Path):
+    """--pipeline.datamanager.dataparser.eval-every 0 holds nothing out; nerfstudio still builds an eval dataset, which
+    then holds the training frames (nerfstudio's eval_mode "all") instead of failing on an empty split."""
+    from fourreal_ns.data.dataparser import FourRealDataParserConfig
+
+    everything = FourRealDataParserConfig(data=scene, eval_every=0).setup()
+    train = everything.get_dataparser_outputs("train").image_filenames
+    assert len(train) == len(read_transforms(scene)["frames"])
+    assert everything.get_dataparser_outputs("val").image_filenames == train
+    held_out = FourRealDataParserConfig(data=scene).setup().get_dataparser_outputs("val").image_filenames
+    assert 0 < len(held_out) < len(train)
+
+
 def test_ns_train_on_broken_scene_fails_with_the_message(scene: Path, tmp_path: Path):
     frame_file = wrong_image_size(scene)
     before = folder_hash(scene)

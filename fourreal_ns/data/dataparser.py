@@ -8,7 +8,8 @@ The dataparser's own metadata carries the seed points (`points3D_xyz`, `points3D
 hands to the model), the `canonical` block, `num_freeze_views` and the `generation` settings.
 
 Held-out frames: a frame's own `split` key wins (imported datasets); otherwise every `eval_every`-th frame of
-each video (counted along the orbit for freeze frames, in time for the others), never the canonical frames.
+each video (counted along the orbit for freeze frames, in time for the others), never the canonical frames. With
+`eval_every` 0 nothing is held out and evaluation uses the training frames (nerfstudio always builds an eval set).
 Poses are used as written (no re-centring), scaled by `scale_factor`.
 """
 
@@ -40,7 +41,8 @@ class FourRealDataParserConfig(DataParserConfig):
     videos: Tuple[str, ...] = VIDEOS
     """Which videos to train on: freeze, reference, grid."""
     eval_every: int = 8
-    """Hold out every n-th frame of each video for evaluation (0: none). A frame's `split` key overrides this."""
+    """Hold out every n-th frame of each video for evaluation. 0 holds out none and evaluates on the training frames
+    (as nerfstudio's eval_mode "all"). A frame's `split` key overrides this."""
     scale_factor: float = 1.0
     """Multiply camera positions and seed points by this."""
     load_points: bool = True
@@ -82,6 +84,8 @@ class FourRealDataParser(DataParser):
                     evaluation = frame.split != "train"
                 if evaluation == (split != "train"):
                     selected.append(frame)
+        if not selected and split != "train" and self.config.eval_every <= 0:
+            return self._select_frames(scene, "train")  # nothing held out: evaluate on the training frames
         if not selected:
             available = sorted({frame.video for frame in scene.frames})
             raise SceneFormatError(

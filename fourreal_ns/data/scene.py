@@ -7,13 +7,14 @@ nerfstudio. Nothing here writes to the scene folder.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+
+from fourreal_ns.data.json_reader import read_json_object
 
 VIDEOS = ("freeze", "reference", "grid")
 """The videos a scene may hold: the freeze-time orbit, the reference video, a 4Real-Video grid."""
@@ -77,19 +78,10 @@ class Scene:
 
 
 def _read_json(path: Path) -> dict:
-    if not path.exists():
-        raise SceneFormatError(
-            f"{path} does not exist: a scene folder needs a transforms.json (docs/scene_format.md). Make one with "
-            "`fourreal demo-scene OUT`, `fourreal process` or by hand."
-        )
-    try:
-        content = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise SceneFormatError(
-            f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}). Fix the file; "
-            "it is read as nerfstudio's transforms.json with the keys of docs/scene_format.md."
-        ) from None
-    if not isinstance(content, dict) or not isinstance(content.get("frames"), list) or not content["frames"]:
+    content = read_json_object(
+        path, "Fix the file or make one: a scene folder needs nerfstudio's transforms.json with the keys of "
+        "docs/scene_format.md, as `fourreal demo-scene OUT` and `fourreal process` write it.", SceneFormatError)
+    if not isinstance(content.get("frames"), list) or not content["frames"]:
         raise SceneFormatError(f"{path} has no `frames` list (or it is empty): add one entry per image.")
     return content
 

@@ -17,15 +17,15 @@ The result follows docs/scene_format.md; transforms.json records `"poses": {"sou
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 
-from fourreal_ns.data.point_cloud import write_point_cloud_ply
 from fourreal_ns.data.atomic_write import write_json_atomic
+from fourreal_ns.data.json_reader import read_json_object
+from fourreal_ns.data.point_cloud import write_point_cloud_ply
 from fourreal_ns.generate.parts import GENERATION_FILE
 
 
@@ -77,9 +77,7 @@ def write_nominal_transforms(scene: Path, fov_degrees: float = 60.0, radius: flo
     if not 0 < fov_degrees < 180:
         raise ValueError("the field of view must be in (0, 180) degrees")
     generation_path = scene / GENERATION_FILE
-    if not generation_path.is_file():
-        raise FileNotFoundError(f"{generation_path} is missing: nominal poses need a scene from `fourreal generate`.")
-    generation = json.loads(generation_path.read_text())
+    generation = read_json_object(generation_path, "Nominal poses need a scene from `fourreal generate`.")
     freeze_files = _frame_files(scene / "images" / "freeze")
     reference_files = _frame_files(scene / "images" / "reference")
     canonical = generation.get("canonical", {})

@@ -12,7 +12,6 @@ again with the same settings resumes; with different settings it stops with an e
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from fourreal_ns.data.atomic_write import write_json_atomic
+from fourreal_ns.data.json_reader import read_json_object
 
 GENERATION_FILE = "generation.json"
 PARTS_FOLDER = "generation_parts"
@@ -73,11 +73,7 @@ class GenerationRecord:
         path = Path(scene) / GENERATION_FILE
         if not path.exists():
             return None
-        try:
-            content = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error.msg}); pass --overwrite to generate again.") from None
-        return cls(scene, content)
+        return cls(scene, read_json_object(path, "Pass --overwrite to generate again."))
 
     @property
     def completed(self) -> List[str]:

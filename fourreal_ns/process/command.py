@@ -24,7 +24,6 @@ beside the output; the output folder changes only after SfM succeeded, and trans
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time as _time
@@ -36,6 +35,7 @@ import numpy as np
 import tyro
 from typing_extensions import Annotated, Literal
 
+from fourreal_ns.data.json_reader import read_json_object
 from fourreal_ns.process import ProcessError
 from fourreal_ns.process.grid import Grid, stage_grid
 from fourreal_ns.process.scene_writer import (PLY_NAME, Normalisation, frame_entry, move_images,
@@ -227,13 +227,7 @@ def _read_generation(scene: Path) -> dict:
             f"{path} is missing: `fourreal process SCENE` reads a folder written by `fourreal generate`. For your "
             "own videos use --freeze VIDEO --reference VIDEO --out SCENE."
         )
-    try:
-        generation = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ProcessError(f"{path} is not valid JSON (line {error.lineno}: {error.msg}). Fix or regenerate it.") \
-            from None
-    if not isinstance(generation, dict):
-        raise ProcessError(f"{path} must hold a JSON object (prompt, canonical, reference_fps, ...).")
+    generation = read_json_object(path, "Fix it or run `fourreal generate` again.", ProcessError)
     canonical = generation.get("canonical", {})
     if not isinstance(canonical, dict):
         raise ProcessError(f"{path}: `canonical` must be {{\"freeze_frame\": k_c, \"reference_frame\": j_c}}.")
