@@ -12,8 +12,9 @@ One MLP maps a Gaussian's canonical position and a scalar code to offsets of its
 The code c is a per-frame code (stage 1: the freeze-time frame's position along the orbit) or time (stage 2).
 The field is exactly zero at the canonical code: the paper picks the canonical frame so that its deformation is
 zero (section 3.3), and we make that exact rather than learned, as F(x, c) - F(x, c_canonical), so that it is also
-continuous there: frames and times next to the canonical one move a little, never by a jump (`continuous_anchor`). A field built with `canonical_code=None` has no
-such anchor (Deformable 3D Gaussians' latent canonical space), for dynamic data trained from scratch.
+continuous there: frames and times next to the canonical one move a little, never by a jump (`continuous_anchor`).
+A field built with `canonical_code=None` has no such anchor (Deformable 3D Gaussians' latent canonical space), for
+dynamic data trained from scratch.
 """
 
 from __future__ import annotations
