@@ -35,12 +35,13 @@ import numpy as np
 import tyro
 from typing_extensions import Annotated, Literal
 
+from fourreal_ns.data.atomic_write import write_json_atomic
 from fourreal_ns.data.json_reader import read_json_object
 from fourreal_ns.process import ProcessError
 from fourreal_ns.process.grid import Grid, stage_grid
 from fourreal_ns.process.scene_writer import (PLY_NAME, Normalisation, frame_entry, move_images,
                                               opengl_camera_to_world, own_images, seed_points, transforms_content,
-                                              write_colmap_model, write_ply, write_transforms)
+                                              write_colmap_model, write_ply)
 from fourreal_ns.process.sfm import SfmOptions, SfmResult, run_sfm
 from fourreal_ns.process.video_io import Video, decode_to_folder, read_frame_folder
 
@@ -491,7 +492,7 @@ def _commit(mode: str, out: Path, work: Path, result: SfmResult, content: dict, 
                 move_images(staged, out / "images" / video)
     write_ply(out / PLY_NAME, points, colours)
     write_colmap_model(result.reconstruction, out / COLMAP_MODEL)
-    write_transforms(out / "transforms.json", content)
+    write_json_atomic(out / "transforms.json", content)  # atomically
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from typing import Dict, Iterable, List
 
 import numpy as np
 
-from fourreal_ns.data.atomic_write import write_json_atomic
 from fourreal_ns.data.point_cloud import write_point_cloud_ply
 
 MAX_POINT_ERROR = 2.0
@@ -102,11 +101,6 @@ def seed_points(points: np.ndarray, colours: np.ndarray, errors: np.ndarray, rad
 def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
     """The sparse SfM points as the scene's seed point cloud (data/point_cloud.py)."""
     write_point_cloud_ply(path, points, colours, "fourreal process: sparse SfM points")
-
-
-def write_transforms(path: Path, content: dict) -> None:
-    """transforms.json, atomically."""
-    write_json_atomic(path, content)
 
 
 def frame_entry(file_path: str, camera_to_world: np.ndarray, video: str, time: float, view: int) -> dict:
