@@ -66,6 +66,26 @@ def test_the_anchor_is_continuous():
         assert (near < 1e-3 * far) if continuous else (near > 0.1 * far)
 
 
+def test_scale_offsets_off_moves_and_turns_only():
+    """scale_offsets=False (eqs. 1-2: (dx, dq) only): ds is zero and the scale head gets no gradient; dx and dq are
+    the same as the full field's."""
+    torch.manual_seed(0)
+    positions = torch.randn(40, 3)
+    fields = []
+    for scale_offsets in (True, False):
+        torch.manual_seed(1)
+        field = DeformationField(DeformationFieldConfig(depth=3, width=32, skip_layer=2, scale_offsets=scale_offsets),
+                                 canonical_code=0.0)
+        randomise_heads(field)
+        fields.append(field)
+    full, moves_and_turns = (field(positions, 0.5) for field in fields)
+    assert full.scales.abs().min() > 0 and torch.count_nonzero(moves_and_turns.scales) == 0
+    assert torch.equal(full.means, moves_and_turns.means) and torch.equal(full.quats, moves_and_turns.quats)
+    sum(delta.sum() for delta in moves_and_turns).backward()
+    assert fields[1].head_means.weight.grad.abs().sum() > 0
+    assert fields[1].head_scales.weight.grad is None or torch.count_nonzero(fields[1].head_scales.weight.grad) == 0
+
+
 def test_a_field_without_anchor_moves_at_every_code():
     """canonical_code=None (4real-motion from scratch with --pipeline.model.anchor-canonical-time False): no code is
     forced to zero, and the anchor survives a state_dict round trip."""

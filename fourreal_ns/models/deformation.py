@@ -70,6 +70,10 @@ class DeformationFieldConfig(InstantiateConfig):
     """Positional-encoding frequencies for the canonical position x (Deformable 3DGS: 10)."""
     code_freqs: int = 6
     """Positional-encoding frequencies for the per-frame code or time (Deformable 3DGS: 6 for time)."""
+    scale_offsets: bool = True
+    """Whether the field's scale head ds is applied. Appendix D.3's network (after Deformable 3DGS) has one, but the
+    paper's deformations are (dx, dq) (eqs. 1 and 2 render the canonical scales) and eq. 3, the small-motion loss
+    of stage 1, does not keep ds small; False returns ds = 0 (the head stays, untrained)."""
     continuous_anchor: bool = True
     """How the field is zero at the canonical code: True subtracts the network's output there, F(x, c) -
     F(x, c_canonical), so that the offsets also go to zero continuously next to the canonical frame or time (one
@@ -119,6 +123,8 @@ class DeformationField(nn.Module):
         if anchored:
             outputs = [output[:num] - output[num:] for output in outputs]
             code = code[:num]
+        if not self.config.scale_offsets:
+            outputs = [outputs[0], outputs[1], torch.zeros_like(outputs[2])]
         # Per-Gaussian codes: zero exactly (not just up to rounding) where the code is the canonical one.
         moving = (code != self.canonical_code).to(positions.dtype)
         return Deltas(*(output * moving for output in outputs))
