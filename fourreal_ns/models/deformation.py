@@ -123,8 +123,6 @@ class DeformationField(nn.Module):
         if anchored:
             outputs = [output[:num] - output[num:] for output in outputs]
             code = code[:num]
-        if not self.config.scale_offsets:
-            outputs = [outputs[0], outputs[1], torch.zeros_like(outputs[2])]
         # Per-Gaussian codes: zero exactly (not just up to rounding) where the code is the canonical one.
         moving = (code != self.canonical_code).to(positions.dtype)
         return Deltas(*(output * moving for output in outputs))
@@ -141,4 +139,6 @@ class DeformationField(nn.Module):
             if i == self.config.skip_layer and i > 0:
                 hidden = torch.cat([hidden, encoded], dim=-1)
             hidden = torch.relu(layer(hidden))
-        return self.head_means(hidden), self.head_quats(hidden), self.head_scales(hidden)
+        # Without scale offsets the scale head is not evaluated (and stays untrained).
+        scales = self.head_scales(hidden) if self.config.scale_offsets else hidden.new_zeros(hidden.shape[0], 3)
+        return self.head_means(hidden), self.head_quats(hidden), scales

@@ -492,7 +492,7 @@ def _commit(mode: str, out: Path, work: Path, result: SfmResult, content: dict, 
                 move_images(staged, out / "images" / video)
     write_ply(out / PLY_NAME, points, colours)
     write_colmap_model(result.reconstruction, out / COLMAP_MODEL)
-    write_json_atomic(out / "transforms.json", content)  # atomically
+    write_json_atomic(out / "transforms.json", content)
 
 
 if __name__ == "__main__":
