@@ -15,8 +15,9 @@ What is written:
   "test" (the packer's split of tiny_dnerf_data.npz: 50 / 11 / 20). The dataparser honours a frame's `split`:
   "train" frames are trained on; every other split (ns-train's "val" and "test" alike) gets the val + test frames;
 - global PINHOLE intrinsics, a `canonical` block {time: times[0], reference_frame: 0, freeze_frame: 0} (there is
-  no freeze-time video, so freeze_frame names no frame), no seed points (the Gaussians start random), and a
-  `generation` block recording the source.
+  no freeze-time video, so freeze_frame names no frame), and a `generation` block recording the source;
+- `points3d.ply`: seed points carved from the train frames' silhouettes (silhouette_seeds.py; D-NeRF has no SfM
+  points). `--seed-points 0` writes none, and the Gaussians start at random in a cube.
 
 Nothing in `OUT` is overwritten unless `--overwrite` (and then only this importer's own files).
 """
@@ -34,7 +35,11 @@ import tyro
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typing_extensions import Annotated
 
+from fourreal_ns.data.point_cloud import write_point_cloud_ply
+from fourreal_ns.data.silhouette_seeds import SilhouetteCarvingError, carve_visual_hull
+
 REQUIRED_ARRAYS = ("images", "poses", "times", "focal")
+SEED_POINTS_FILE = "points3d.ply"
 
 
 class DNeRFImportError(ValueError):
@@ -105,13 +110,13 @@ def _check_output_folder(out: Path, overwrite: bool) -> None:
             raise FileExistsError(
                 f"{out} exists and is not empty: refusing to import the D-NeRF scene into it. Pick a new folder or "
                 "pass overwrite=True (--overwrite) to replace the importer's own files there.")
-        for stale in out.glob("images/reference/frame_*.png"):
+        for stale in [*out.glob("images/reference/frame_*.png"), out / SEED_POINTS_FILE]:
             if stale.is_file():
                 stale.unlink()
 
 
 def import_dnerf(npz: Path, out: Path, num_train: int = 50, num_val: int = 11, overwrite: bool = False,
-                 show_progress: bool = True) -> Path:
+                 show_progress: bool = True, seed_points: int = 5000, hull_extent: float = 3.0) -> Path:
     """Write the packed D-NeRF scene `npz` as a fourreal scene folder `out` (module docstring). Returns `out`."""
     from PIL import Image
 
@@ -124,6 +129,16 @@ def import_dnerf(npz: Path, out: Path, num_train: int = 50, num_val: int = 11, o
             f"--num-train {num_train} and --num-val {num_val} do not fit the {count} frames of {npz}: need "
             f"num_train >= 1, num_val >= 0 and num_train + num_val <= {count} (the rest are test frames)."
         )
+    if seed_points < 0 or hull_extent <= 0:
+        raise DNeRFImportError(f"--seed-points {seed_points} and --hull-extent {hull_extent:g}: need seed_points >= 0 "
+                               "(0: none) and a positive extent.")
+    seeds = None
+    if seed_points > 0:  # carved before anything is written, so a failure leaves `out` as it was
+        try:
+            seeds = carve_visual_hull(images[:num_train], poses[:num_train], focal, width / 2.0, height / 2.0,
+                                      num_points=seed_points, extent=hull_extent)
+        except SilhouetteCarvingError as error:
+            raise DNeRFImportError(f"{npz}: {error} Or pass --seed-points 0 to start from random Gaussians.") from None
     _check_output_folder(out, overwrite)
 
     frames = []
@@ -154,10 +169,13 @@ def import_dnerf(npz: Path, out: Path, num_train: int = 50, num_val: int = 11, o
             "npz": str(npz.resolve()),
             "splits": {"train": int(num_train), "val": int(num_val), "test": int(count - num_train - num_val)},
             "note": "monocular dynamic video: every frame is its own camera (view = frame index); no freeze-time "
-                    "video and no seed points",
+                    "video; seed points carved from the train frames' silhouettes",
         },
         "frames": frames,
     }  # fmt: skip
+    if seeds is not None:
+        write_point_cloud_ply(out / SEED_POINTS_FILE, *seeds, comment="visual hull of the D-NeRF train frames")
+        transforms["ply_file_path"] = SEED_POINTS_FILE
     (out / "transforms.json").write_text(json.dumps(transforms, indent=1))
     return out
 
@@ -175,6 +193,11 @@ class ImportDNeRF:
     """The first this many frames are training frames."""
     num_val: int = 11
     """The next this many frames are validation frames; the rest are test frames."""
+    seed_points: int = 5000
+    """Seed points carved from the train frames' silhouettes (the visual hull); 0 writes none, and training starts
+    from random Gaussians in a cube."""
+    hull_extent: float = 3.0
+    """Side of the cube around the origin in which the visual hull is carved (D-NeRF objects fit in 3)."""
     overwrite: bool = False
     """Write into a non-empty folder (only the importer's own files are replaced)."""
 
@@ -182,7 +205,7 @@ class ImportDNeRF:
         started = _time.time()
         try:
             import_dnerf(self.npz, self.out, num_train=self.num_train, num_val=self.num_val,
-                         overwrite=self.overwrite)
+                         overwrite=self.overwrite, seed_points=self.seed_points, hull_extent=self.hull_extent)
         except (DNeRFImportError, FileExistsError) as error:
             raise SystemExit(f"fourreal import-dnerf: {error}") from None
         print(f"Wrote the D-NeRF scene {self.npz} to {self.out} in {_time.time() - started:.1f} s. Train on it "
