@@ -169,7 +169,8 @@ def import_dnerf(npz: Path, out: Path, num_train: int = 50, num_val: int = 11, o
             "npz": str(npz.resolve()),
             "splits": {"train": int(num_train), "val": int(num_val), "test": int(count - num_train - num_val)},
             "note": "monocular dynamic video: every frame is its own camera (view = frame index); no freeze-time "
-                    "video; seed points carved from the train frames' silhouettes",
+                    "video; " + ("seed points carved from the train frames' silhouettes" if seeds is not None
+                                 else "no seed points (the Gaussians start random)"),
         },
         "frames": frames,
     }  # fmt: skip
@@ -208,5 +209,7 @@ class ImportDNeRF:
                          overwrite=self.overwrite, seed_points=self.seed_points, hull_extent=self.hull_extent)
         except (DNeRFImportError, FileExistsError) as error:
             raise SystemExit(f"fourreal import-dnerf: {error}") from None
-        print(f"Wrote the D-NeRF scene {self.npz} to {self.out} in {_time.time() - started:.1f} s. Train on it "
-              f"with `ns-train METHOD --data {self.out} --pipeline.datamanager.dataparser.videos reference`.")
+        seeds = f"{self.seed_points} seed points" if self.seed_points else "no seed points"
+        print(f"Wrote the D-NeRF scene {self.npz} to {self.out} ({seeds}) in {_time.time() - started:.1f} s. Train on "
+              f"it with `ns-train 4real-motion --data {self.out} --pipeline.datamanager.dataparser.videos reference "
+              "--pipeline.model.background-color black` (its images are composited on black).")
