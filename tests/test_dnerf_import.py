@@ -137,7 +137,7 @@ def test_visual_hull_of_a_sphere():
 
 def test_carving_errors_leave_the_folder_untouched(tmp_path):
     np.savez(tmp_path / "black.npz", images=np.zeros((3, 8, 8, 3), np.float32),
-             poses=np.tile(np.eye(4), (3, 1, 1)) + np.diag([0, 0, 0, 0.0]), times=np.zeros(3), focal=np.float64(8.0))
+             poses=np.tile(np.eye(4), (3, 1, 1)), times=np.zeros(3), focal=np.float64(8.0))
     out = tmp_path / "out"
     with pytest.raises(DNeRFImportError, match="black.npz: no point .* inside the silhouettes.*--seed-points 0"):
         import_dnerf(tmp_path / "black.npz", out, num_train=2, num_val=0, show_progress=False)

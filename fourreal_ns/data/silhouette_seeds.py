@@ -6,9 +6,10 @@ already say where the object can be: a point that projects onto the background o
 (Laurentini's visual hull). This module carves that hull out of random candidate points and returns some of the
 survivors, coloured by the pixels they project to, as seed points (`points3d.ply` of the scene folder).
 
-Only training frames are read. The object may move between frames (a dynamic scene), so a candidate survives when
-it lies on the foreground in at least `min_fraction` of the frames that see it, not necessarily in all of them; the
-silhouettes are also dilated by one pixel, which keeps thin parts that the 8-bit threshold would miss.
+Only training frames are read. A candidate survives when it lies on the foreground in every frame that sees it. In a
+dynamic scene that keeps where the moving parts are in all frames at once; the deformation moves Gaussians from
+there. (Tolerating 10 % of frames that disagree measured no better on lego: 24.39 against 24.50 dB, cube 2.6.) The
+silhouettes are dilated by one pixel, which keeps thin parts that the 8-bit threshold would miss.
 
 Measured on D-NeRF lego (tests/test_dnerf_e2e.py): 4real-motion's test PSNR rises from 24.13 dB (random Gaussians
 in a cube) to 24.32 dB (carved in a cube of side 3) or 24.50 dB (side 2.6) with the same 1500 CPU steps.
@@ -52,24 +53,22 @@ def project_opengl(points: np.ndarray, camera_to_world: np.ndarray, focal: float
 
 
 def carve_visual_hull(images: np.ndarray, camera_to_worlds: np.ndarray, focal: float, cx: float, cy: float,
-                      num_points: int = 5000, extent: float = 2.6, num_candidates: int = 400_000,
-                      min_fraction: float = 1.0, threshold: float = 0.03, seed: int = 0
+                      num_points: int = 5000, extent: float = 3.0, num_candidates: int = 400_000,
+                      threshold: float = 0.03, seed: int = 0
                       ) -> Tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """`num_points` positions (float32, (M, 3)) and colours (uint8, (M, 3)) inside the visual hull.
 
     images: (N, H, W, 3) floats in [0, 1] on a black background; camera_to_worlds: (N, 4, 4), OpenGL convention;
     candidates are drawn uniformly in the cube of side `extent` around the origin. A candidate is kept when it
-    falls on the foreground in at least `min_fraction` of the frames whose image it projects into; its colour is
-    the mean of the (undilated) foreground pixels it projects to, grey if none. Deterministic for a given `seed`."""
-    if not 0.0 < min_fraction <= 1.0:
-        raise ValueError(f"min_fraction = {min_fraction}; it must lie in (0, 1].")
+    falls on the foreground in every frame whose image it projects into; its colour is the mean of the (undilated)
+    foreground pixels it projects to, grey if none. Deterministic for a given `seed`."""
     rng = np.random.default_rng(seed)
     candidates = (rng.random((num_candidates, 3)) - 0.5) * extent
     masks = foreground_masks(images, threshold)
     undilated_masks = foreground_masks(images, threshold, dilate=False)
     height, width = masks.shape[1:]
     seen = np.zeros(num_candidates, dtype=np.int64)
-    votes = np.zeros(num_candidates, dtype=np.int64)
+    votes = np.zeros(num_candidates, dtype=np.int64)  # frames in which the candidate is on the object
     colour_sums, colour_counts = np.zeros((num_candidates, 3)), np.zeros(num_candidates)
     for image, mask, undilated, camera_to_world in zip(images, masks, undilated_masks, camera_to_worlds):
         u, v, depth = project_opengl(candidates, camera_to_world, focal, cx, cy)
@@ -82,7 +81,7 @@ def carve_visual_hull(images: np.ndarray, camera_to_worlds: np.ndarray, focal: f
         coloured = on_object & undilated[rows, columns]
         colour_sums[coloured] += image[rows[coloured], columns[coloured]]
         colour_counts += coloured
-    kept = np.flatnonzero((seen > 0) & (votes >= min_fraction * seen))
+    kept = np.flatnonzero((seen > 0) & (votes == seen))
     if kept.size == 0:
         raise SilhouetteCarvingError(
             f"no point of the {extent:g}-wide cube around the origin lies inside the silhouettes of the "
