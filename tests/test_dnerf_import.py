@@ -82,13 +82,13 @@ def test_seed_points_lie_on_the_object_in_held_out_frames(imported, npz):
     in the cube the carving starts from 34 % (measured: 0.972 and 0.339). A carving that kept the wrong points, used
     a flipped camera convention or read no silhouette would fail."""
     from fourreal_ns.data.point_cloud import read_point_cloud_ply
-    from fourreal_ns.data.silhouette_seeds import foreground_masks, project_opengl
+    from fourreal_ns.data.silhouette_seeds import dilate_by_one_pixel, foreground_masks, project_opengl
 
     points, colours = read_point_cloud_ply(imported / "points3d.ply")
     assert points.shape == (5000, 3) and colours.shape == (5000, 3)
     source = np.load(npz)
     random_points = (np.random.default_rng(1).random((5000, 3)) - 0.5) * 3.0
-    masks = foreground_masks(source["images"][50:], threshold=0.03)
+    masks = dilate_by_one_pixel(foreground_masks(source["images"][50:], threshold=0.03))
     on_object, random_on_object = [], []
     for mask, pose in zip(masks, source["poses"][50:].astype(np.float64)):
         for cloud, hits in ((points, on_object), (random_points, random_on_object)):

@@ -26,18 +26,17 @@ class SilhouetteCarvingError(ValueError):
     """No candidate point lies inside the silhouettes (wrong background, poses or extent)."""
 
 
-def foreground_masks(images: np.ndarray, threshold: float, dilate: bool = True) -> np.ndarray:
-    """(N, H, W) bool: pixels brighter than `threshold` in any channel, dilated by one pixel (8-neighbourhood)."""
-    masks = images.max(axis=-1) > threshold
-    if not dilate:
-        return masks
-    padded = np.pad(masks, ((0, 0), (1, 1), (1, 1)))
-    height, width = masks.shape[1:]
-    dilated = np.zeros_like(masks)
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            dilated |= padded[:, dy : dy + height, dx : dx + width]
-    return dilated
+def foreground_masks(images: np.ndarray, threshold: float) -> np.ndarray:
+    """(N, H, W) bool: pixels brighter than `threshold` in any channel."""
+    return images.max(axis=-1) > threshold
+
+
+def dilate_by_one_pixel(masks: np.ndarray) -> np.ndarray:
+    """(N, H, W) bool masks grown by one pixel in the 8-neighbourhood (OpenCV's dilation, frame by frame)."""
+    import cv2  # opencv-python-headless comes with nerfstudio
+
+    kernel = np.ones((3, 3), np.uint8)
+    return np.stack([cv2.dilate(mask.astype(np.uint8), kernel) > 0 for mask in masks])
 
 
 def project_opengl(points: np.ndarray, camera_to_world: np.ndarray, focal: float, cx: float, cy: float
@@ -64,24 +63,23 @@ def carve_visual_hull(images: np.ndarray, camera_to_worlds: np.ndarray, focal: f
     foreground pixels it projects to, grey if none. Deterministic for a given `seed`."""
     rng = np.random.default_rng(seed)
     candidates = (rng.random((num_candidates, 3)) - 0.5) * extent
-    masks = foreground_masks(images, threshold)
-    undilated_masks = foreground_masks(images, threshold, dilate=False)
+    undilated_masks = foreground_masks(images, threshold)
+    masks = dilate_by_one_pixel(undilated_masks)
     height, width = masks.shape[1:]
-    seen = np.zeros(num_candidates, dtype=np.int64)
-    votes = np.zeros(num_candidates, dtype=np.int64)  # frames in which the candidate is on the object
+    seen = np.zeros(num_candidates, dtype=bool)  # projects into at least one frame
+    carved = np.zeros(num_candidates, dtype=bool)  # fell on the background of some frame
     colour_sums, colour_counts = np.zeros((num_candidates, 3)), np.zeros(num_candidates)
     for image, mask, undilated, camera_to_world in zip(images, masks, undilated_masks, camera_to_worlds):
         u, v, depth = project_opengl(candidates, camera_to_world, focal, cx, cy)
         inside = (depth > 1e-6) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
         columns = np.clip(u, 0, width - 1).astype(np.int64)
         rows = np.clip(v, 0, height - 1).astype(np.int64)
-        on_object = inside & mask[rows, columns]
-        seen += inside
-        votes += on_object
-        coloured = on_object & undilated[rows, columns]
+        seen |= inside
+        carved |= inside & ~mask[rows, columns]
+        coloured = inside & undilated[rows, columns]
         colour_sums[coloured] += image[rows[coloured], columns[coloured]]
         colour_counts += coloured
-    kept = np.flatnonzero((seen > 0) & (votes == seen))
+    kept = np.flatnonzero(seen & ~carved)
     if kept.size == 0:
         raise SilhouetteCarvingError(
             f"no point of the {extent:g}-wide cube around the origin lies inside the silhouettes of the "
