@@ -91,7 +91,7 @@ def schedule_arguments(schedule: str, stage: str, steps: Optional[int]) -> List[
         return []
     if stage == "canonical":
         steps = 600 if steps is None else steps
-        return short_cpu_schedule(steps, deformation_start=min(150, steps // 4))
+        return short_cpu_schedule(steps)
     return short_cpu_motion_schedule(600 if steps is None else steps)
 
 

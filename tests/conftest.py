@@ -47,7 +47,7 @@ def run_ns(args: List[str], timeout: float = 900, cwd: Path | None = None) -> su
 
 
 CANONICAL_STEPS = 600
-CANONICAL_DEFORMATION_START = 150
+CANONICAL_DEFORMATION_START = 30
 
 
 def train_canonical(scene: Path, output: Path, name: str, extra: List[str], steps: int = CANONICAL_STEPS) -> Path:

@@ -1,8 +1,9 @@
 """End to end on the CPU: `ns-train 4real-canonical` on the demo scene, for real, and the nerfstudio tools on it.
 
-The session's demo scene and 4real-canonical run (conftest.py) plus two runs of this module:
-- `without_deformation`: the same schedule with the per-frame deformation never switched on (the paper's ablation);
-- `resumed`: 300 steps, then `--load-dir` for 150 more (measured: 17432 Gaussians at the pause, 32237 after).
+The session's demo scene and 4real-canonical run (conftest.py) plus three runs of this module:
+- `drifting_runs`: the paper's ablation on a scene whose freeze-time video has moderate object motion, with the
+  per-frame deformation and without it (never switched on);
+- `resumed`: 300 steps, then `--load-dir` for 150 more.
 Thresholds were calibrated on this machine; see the numbers in each assertion's comment.
 """
 
@@ -33,9 +34,26 @@ def with_deformation(canonical_run) -> Path:
 
 
 @pytest.fixture(scope="module")
-def without_deformation(demo_scene, canonical_runs) -> Path:
-    return train_canonical(demo_scene, canonical_runs, "without_deformation",
-                           [f"--pipeline.model.deformation-start-step={STEPS + 1}"])
+def drifting_scene(tmp_path_factory) -> Path:
+    """The demo scene with the moderate object motion that the paper says generated freeze-time videos still show (3.2): the
+    ball drifts by half its size towards the ends of the orbit and jitters by 8 % of it (up to 0.14 in all, 8
+    pixels). The default scene's inconsistencies (at most 12 % of the ball, under 1.5 pixels) are too small for
+    the per-frame deformation to matter."""
+    from fourreal_ns.demo_scene import make_demo_scene
+
+    return make_demo_scene(tmp_path_factory.mktemp("drifting") / "scene", seed=0, object_drift=0.5,
+                           object_jitter=0.08)
+
+
+@pytest.fixture(scope="module")
+def drifting_runs(drifting_scene, tmp_path_factory) -> dict:
+    """4real-canonical on the drifting scene with the per-frame deformation and without it (never switched on)."""
+    output = tmp_path_factory.mktemp("drifting_runs")
+    return {
+        "with": train_canonical(drifting_scene, output, "with_deformation", []),
+        "without": train_canonical(drifting_scene, output, "without_deformation",
+                                   [f"--pipeline.model.deformation-start-step={STEPS + 1}"]),
+    }
 
 
 def latest_checkpoint(config: Path) -> dict:
@@ -56,33 +74,40 @@ def test_heldout_freeze_frames_with_ns_eval(with_deformation, tmp_path):
     assert metrics["psnr"] > 22.5
 
 
-def test_per_frame_deformation_ablation(with_deformation, without_deformation, scene):
+def test_per_frame_deformation_ablation(drifting_runs, drifting_scene):
     """The paper's ablation (3.3, Figure 9): canonical renders (no deformation) at held-out cameras against the
     true scene, whole image and the moving object's region, with and without per-frame deformation in training.
 
-    Measured (seed 0, short CPU schedule): whole image 22.57 dB with, 22.53 dB without; object region 23.43 vs
-    23.35 dB. The paper's gain does not show on this scene: its injected inconsistencies are at most 9 % of the
-    object's size (under 1.5 pixels at 96 x 54), too small to blur the canonical object. What the test does pin
-    down is that the deformation does not spoil the canonical scene: with eq. 3 averaged over Gaussians instead of
-    summed, the deformation explained away the whole scene and the canonical renders fell to 19.9 dB. (Summed, the
-    field's position offsets stay at about 1e-6, so the two runs nearly agree. On a scene with a larger drift, the
-    true offsets applied as an oracle gain 0.8 dB, but the learned field does not: README, "Results".)"""
+    Measured (short CPU schedule), with / without: seed 0 21.70 / 21.36 dB, object region 21.44 / 20.69 dB; seed 1
+    21.57 / 21.25, 21.25 / 20.64. Applying the true offsets of the ball instead of a learned field gives 22.03 dB
+    (object region 22.02): the most this scene can show. A field that learns nothing scores like `without`; one
+    that moves the whole scene (eq. 3 without the undeformed steps) scored 19.1-19.8 dB."""
     from fourreal_ns.evaluation import evaluate_ground_truth
 
-    with_deformation = evaluate_ground_truth(with_deformation, scene, "canonical")
-    without = evaluate_ground_truth(without_deformation, scene, "canonical")
+    with_deformation = evaluate_ground_truth(drifting_runs["with"], drifting_scene, "canonical")
+    without = evaluate_ground_truth(drifting_runs["without"], drifting_scene, "canonical")
     print(f"canonical vs the true scene: with deformation {with_deformation['psnr']:.2f} dB "
           f"(object region {with_deformation['object_region_psnr']:.2f}), without {without['psnr']:.2f} dB "
           f"(object region {without['object_region_psnr']:.2f})")  # fmt: skip
-    assert with_deformation["psnr"] > 21.0
-    assert with_deformation["psnr"] > without["psnr"] - 0.5
-    assert with_deformation["object_region_psnr"] > without["object_region_psnr"] - 0.5
+    assert with_deformation["object_region_psnr"] > without["object_region_psnr"] + 0.3
+    assert with_deformation["psnr"] > without["psnr"] + 0.1
 
 
-def test_warmup_leaves_the_deformation_untouched(with_deformation, without_deformation):
+def test_deformation_keeps_a_consistent_scene(with_deformation, scene):
+    """On the default scene (inconsistencies under 1.5 pixels) the per-frame deformation must not spoil the
+    canonical Gaussians. Measured: 22.6 dB against the true scene at held-out cameras, as without deformation
+    (22.59); a field that explains the whole scene away (eq. 3 averaged, every frame but k_c deformed) gave 19.9."""
+    from fourreal_ns.evaluation import evaluate_ground_truth
+
+    result = evaluate_ground_truth(with_deformation, scene, "canonical")
+    print(f"canonical vs the true scene (default demo scene): {result['psnr']:.2f} dB")
+    assert result["psnr"] > 21.8
+
+
+def test_warmup_leaves_the_deformation_untouched(with_deformation, drifting_runs):
     """A run that never leaves the warm-up still has the zero-initialised heads; the normal run has moved them."""
     for name in ("head_means", "head_quats", "head_scales"):
-        untouched = latest_checkpoint(without_deformation)["pipeline"][f"_model.deformation.{name}.weight"]
+        untouched = latest_checkpoint(drifting_runs["without"])["pipeline"][f"_model.deformation.{name}.weight"]
         assert torch.count_nonzero(untouched) == 0
     trained = latest_checkpoint(with_deformation)["pipeline"]["_model.deformation.head_means.weight"]
     assert torch.count_nonzero(trained) > 0
@@ -102,6 +127,26 @@ def test_canonical_frame_is_exactly_undeformed(with_deformation):
     assert all(torch.count_nonzero(offset) == 0 for offset in at_canonical)
     moved = model.deltas_for_camera(cameras[other_index : other_index + 1])
     assert moved is not None and moved.means.abs().max() > 0
+
+
+def test_undeformed_fraction_of_training_steps(with_deformation):
+    """`undeformed_fraction` of the training frames are rendered without their deformation, the rest with it; at
+    evaluation every held-out freeze frame keeps its deformation."""
+    from fourreal_ns.evaluation import load_pipeline
+
+    pipeline = load_pipeline(with_deformation)
+    model, cameras = pipeline.model, pipeline.datamanager.train_dataset.cameras
+    views = cameras.metadata["view"].flatten().tolist()
+    index = next(i for i, view in enumerate(views) if view != model.canonical_view)
+    camera = cameras[index : index + 1]
+    assert model.config.undeformed_fraction == 0.3
+    assert model.deltas_for_camera(camera) is not None  # evaluation: always deformed
+    model.train()
+    torch.manual_seed(0)
+    undeformed = sum(model.deltas_for_camera(camera) is None for _ in range(1000))
+    assert 0.25 < undeformed / 1000 < 0.35
+    model.config.undeformed_fraction = 0.0
+    assert all(model.deltas_for_camera(camera) is not None for _ in range(50))
 
 
 def test_ns_render_camera_path_writes_frames(with_deformation, scene, tmp_path):

@@ -6,6 +6,10 @@ deformation w_mv(x, k) = (dx, dq, ds) of one set of canonical Gaussians, learned
 kept small (eq. 3, weight 0.01) and exactly zero at the canonical frame k_c, the frame that shows the reference
 video's canonical image. What is kept for stage 2 are the canonical Gaussians; the deformation is thrown away.
 
+Ours, not in the paper: 30 % of the training steps render their frame without the deformation
+(`undeformed_fraction`). Eq. 2 deforms every frame but k_c, so a common offset of the whole scene costs nothing but
+eq. 3, and the field learns one; the undeformed steps pin what the video shows consistently.
+
 Schedule (appendix C.1, all in the config): a warm-up without deformation (the MLP is not evaluated, so its
 weights do not change), then deformation on; densification until `stop_split_at`; a multi-view SDS window at the
 end (FourRealPipeline adds the SDS term).
@@ -20,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Literal, Optional, Tuple, Type
 
+import torch
 from torch import Tensor
 from torch.nn import Parameter
 
@@ -42,14 +47,21 @@ class FourRealCanonicalModelConfig(DeformableSplatModelConfig):
     """Warm-up: steps before this train the Gaussians alone (appendix C.1a)."""
     small_motion_weight: float = 0.01
     """Weight of the small-motion loss, eq. 3 (appendix E.1)."""
-    small_motion_reduction: Literal["sum", "mean"] = "sum"
-    """Eq. 3 summed over Gaussians (the paper) or averaged."""
+    small_motion_reduction: Literal["sum", "mean"] = "mean"
+    """Eq. 3 summed over Gaussians (as the paper writes it) or averaged (our default: summed, it holds the field at
+    zero; method_configs.md)."""
     multiview_sds_start_step: int = 15000
     """First step of multi-view SDS (appendix C.1c)."""
     multiview_sds_end_step: int = 20000
     """Step at which multi-view SDS ends (the paper runs it over the last 5k of 20k steps)."""
     multiview_sds_weight: float = 5.0
     """Weight of the multi-view SDS loss (appendix E.1)."""
+    undeformed_fraction: float = 0.3
+    """Fraction of training steps whose freeze-time frame is rendered without its deformation (our addition, not in
+    the paper). Those steps ask the canonical Gaussians to explain the frame as the video shows it, which pins
+    everything the video shows consistently; the deformation is left to absorb what is inconsistent. With every
+    frame but k_c deformed, the field also learns a common offset of the whole scene that the canonical Gaussians
+    then carry (see method_configs.md). 0 is the paper's eq. 2."""
     deform_eval_frames: bool = True
     """Render held-out freeze-time frames with their per-frame deformation (as the video shows them); False renders
     them canonical."""
@@ -98,6 +110,8 @@ class FourRealCanonicalModel(DeformableSplatModel):
             return None
         if not self.training and not self.config.deform_eval_frames:
             return None
+        if self.training and float(torch.rand(())) < self.config.undeformed_fraction:
+            return None  # this step fits the canonical Gaussians to the frame directly
         view = int(metadata["view"].flatten()[0])
         if view == self.canonical_view:
             return None  # exactly the canonical scene (paper 3.3)
