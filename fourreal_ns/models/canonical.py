@@ -122,7 +122,8 @@ class FourRealCanonicalModel(DeformableSplatModel):
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
         if self.training and self.last_deltas is not None:
-            loss_dict["small_motion"] = self.config.small_motion_weight * small_motion_loss(self.last_deltas, self.config.small_motion_reduction)
+            small_motion = small_motion_loss(self.last_deltas, self.config.small_motion_reduction)
+            loss_dict["small_motion"] = self.config.small_motion_weight * small_motion
         return loss_dict
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
