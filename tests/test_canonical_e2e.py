@@ -79,9 +79,10 @@ def test_per_frame_deformation_ablation(drifting_runs, drifting_scene):
     true scene, whole image and the moving object's region, with and without per-frame deformation in training.
 
     Measured (short CPU schedule), with / without: seed 0 21.70 / 21.36 dB, object region 21.44 / 20.69 dB; seed 1
-    21.57 / 21.25, 21.25 / 20.64. Applying the true offsets of the ball instead of a learned field gives 22.03 dB
-    (object region 22.02): the most this scene can show. A field that learns nothing scores like `without`; one
-    that moves the whole scene (eq. 3 without the undeformed steps) scored 19.1-19.8 dB."""
+    21.57 / 21.25, 21.25 / 20.64. Applying the true offsets of the ball instead of a learned field gave 22.03 dB
+    (object region 22.02; a temporary patch, at full resolution throughout): about the most this scene can show. A
+    field that learns nothing scores like `without`; one that moves the whole scene (eq. 3 averaged at 0.1 without
+    the undeformed steps) scored 19.1-19.8 dB."""
     from fourreal_ns.evaluation import evaluate_ground_truth
 
     with_deformation = evaluate_ground_truth(drifting_runs["with"], drifting_scene, "canonical")
