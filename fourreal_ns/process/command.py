@@ -143,6 +143,9 @@ class Process:
     """The camera farthest from the centre of the cameras ends up this far from the origin."""
     seed: int = 0
     """Random seed of COLMAP."""
+    num_threads: int = -1
+    """Threads of COLMAP's feature extraction, matching and mapping; -1 uses every core. With several threads the
+    result varies from run to run even with one --seed; 1 repeats it exactly."""
     overwrite: bool = False
     """Replace transforms.json, seed points and the images an earlier `fourreal process` wrote there."""
     verbose: bool = False
@@ -403,7 +406,8 @@ def process(config: Process) -> Path:
                                  sequential_overlap=config.sequential_overlap, camera_model=config.camera_model,
                                  max_image_size=config.max_image_size, max_num_features=config.max_num_features,
                                  max_reprojection_error=config.max_reprojection_error,
-                                 vocab_tree=config.vocab_tree, seed=config.seed, verbose=config.verbose)
+                                 vocab_tree=config.vocab_tree, seed=config.seed, num_threads=config.num_threads,
+                                 verbose=config.verbose)
             sfm_started = _time.time()
             result = run_sfm(plan.root, plan.sfm_names, work / "colmap", options, plan.extra_pairs, progress,
                              what="grid views" if mode == "grid" else "frames")
