@@ -47,7 +47,6 @@ def run_ns(args: List[str], timeout: float = 900, cwd: Path | None = None) -> su
 
 
 CANONICAL_STEPS = 600
-CANONICAL_DEFORMATION_START = 30
 
 
 def train_canonical(scene: Path, output: Path, name: str, extra: List[str], steps: int = CANONICAL_STEPS) -> Path:
@@ -57,7 +56,7 @@ def train_canonical(scene: Path, output: Path, name: str, extra: List[str], step
     run_ns([
         "ns-train", "4real-canonical", "--data", str(scene), "--output-dir", str(output), "--experiment-name", name,
         "--timestamp", "run", "--vis", "tensorboard", "--viewer.quit-on-train-completion", "True",
-        "--steps-per-save", str(steps), *short_cpu_schedule(steps, CANONICAL_DEFORMATION_START), *extra,
+        "--steps-per-save", str(steps), *short_cpu_schedule(steps), *extra,
     ])  # fmt: skip
     return output / name / "4real-canonical" / "run" / "config.yml"
 

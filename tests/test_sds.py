@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CANONICAL_DEFORMATION_START, CANONICAL_STEPS
+from conftest import CANONICAL_STEPS
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +27,7 @@ TESTS = Path(__file__).resolve().parent
 def with_oracle_sds(demo_scene, canonical_runs) -> Path:
     from fourreal_ns.method_configs import short_cpu_schedule
 
-    args = [*short_cpu_schedule(CANONICAL_STEPS, CANONICAL_DEFORMATION_START), "--steps-per-save",
+    args = [*short_cpu_schedule(CANONICAL_STEPS), "--steps-per-save",
             str(CANONICAL_STEPS)]  # fmt: skip
     code = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); import sds_oracle; "
             f"sds_oracle.train({str(demo_scene)!r}, {str(canonical_runs)!r}, 'oracle_sds', {args!r})")  # fmt: skip
