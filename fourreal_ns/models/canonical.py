@@ -48,8 +48,8 @@ class FourRealCanonicalModelConfig(DeformableSplatModelConfig):
     small_motion_weight: float = 0.01
     """Weight of the small-motion loss, eq. 3 (appendix E.1)."""
     small_motion_reduction: Literal["sum", "mean"] = "mean"
-    """Eq. 3 summed over Gaussians (as the paper writes it) or averaged (our default: summed, it holds the field at
-    zero; method_configs.md)."""
+    """Eq. 3 summed over Gaussians (as the paper writes it) or averaged over them (our default: the sum holds the
+    field at about zero; method_configs.md)."""
     multiview_sds_start_step: int = 15000
     """First step of multi-view SDS (appendix C.1c)."""
     multiview_sds_end_step: int = 20000
