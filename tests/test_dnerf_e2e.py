@@ -49,9 +49,10 @@ pytestmark = pytest.mark.e2e
 
 DNERF_STEPS = 1500
 TEST_PSNR_THRESHOLD = 23.8
-"""Measured 24.30 dB on frames 61-80 (min 22.3) here, 24.32 in the experiments on one thread (runs of one seed
-repeat to 0.01 dB; settings near these gave 24.25-24.50); the frozen scene (no motion) scores 22.97 and the
-paper's means learning rate 23.6, so a motion field that does not learn falls below. Random seed points (24.13)
+"""Measured 24.30 and 24.35 dB on frames 61-80 (min 22.2) here (runs on two threads differ a little), 24.32 in the
+experiments on one thread (runs of one seed repeat to 0.01 dB; settings near these gave 24.25-24.50); the frozen
+scene (no motion) scores 22.97 and the paper's means learning rate 23.6, so a motion field that does not learn
+falls below. Random seed points (24.13)
 would pass: test_dnerf_import checks the carved ones. The issue expects 25 dB; this schedule does not reach it
 (see the README)."""
 MEANS_LEARNING_RATE = ["--optimizers.means.optimizer.lr", "1.6e-3", "--optimizers.means.scheduler.lr-final", "1.6e-5"]
@@ -92,8 +93,11 @@ def test_dnerf_lego_test_psnr(dnerf_run):
             target = torch.from_numpy(np.asarray(Image.open(frame.image_path).convert("RGB"), dtype=np.float32) / 255)
             values.append(psnr(render, target))
     mean = float(np.mean(values))
+    times = np.array([frame.time for frame in test_frames])
+    early, late = np.array(values)[times < 0.6], np.array(values)[times >= 0.6]
     print(f"D-NeRF lego, frames 61-80, {DNERF_STEPS} CPU steps: test PSNR {mean:.2f} dB "
-          f"(min {min(values):.2f}, max {max(values):.2f})")  # fmt: skip
+          f"(min {min(values):.2f}, max {max(values):.2f}; t < 0.6: {early.mean():.2f}, "
+          f"t >= 0.6, where the shovel has moved most: {late.mean():.2f})")  # fmt: skip
     assert mean > TEST_PSNR_THRESHOLD
 
 
