@@ -54,9 +54,8 @@ TEST_PSNR_THRESHOLD = 23.8
 """Measured 24.30 and 24.35 dB on frames 61-80 (min 22.2) here (runs on two threads differ a little), 24.32 in the
 experiments on one thread (runs of one seed repeat to 0.01 dB; settings near these gave 24.25-24.50); the frozen
 scene (no motion) scores 22.97 and the paper's means learning rate 23.6, so a motion field that does not learn
-falls below. Random seed points (24.13)
-would pass: test_dnerf_import checks the carved ones. The issue expects 25 dB; this schedule does not reach it
-(see the README)."""
+falls below. Random seed points (24.13) would pass: test_dnerf_import checks the carved ones. The issue expects
+25 dB; this schedule does not reach it (see the README)."""
 MEANS_LEARNING_RATE = ["--optimizers.means.optimizer.lr", "1.6e-3", "--optimizers.means.scheduler.lr-final", "1.6e-5"]
 
 
