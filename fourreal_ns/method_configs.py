@@ -227,3 +227,16 @@ def short_cpu_motion_schedule(steps: int = 600, with_canonical: bool = True) -> 
         "--optimizers.deformation.scheduler.lr-final=5e-5",
         f"--optimizers.deformation.scheduler.max-steps={steps}",
     ]
+
+
+def short_cpu_dnerf_schedule(steps: int = 1500) -> List[str]:
+    """`ns-train 4real-motion` options for an imported D-NeRF scene on the CPU (tests/test_dnerf_e2e.py): the short
+    motion schedule from scratch, D-NeRF's black background, its one video, and a 10x means learning rate (1.6e-3
+    decaying to 1.6e-5: at the paper's 1.6e-4, with its decay compressed into `steps`, the Gaussians barely move)."""
+    return [
+        *short_cpu_motion_schedule(steps, with_canonical=False),
+        "--pipeline.model.background-color=black",
+        "--pipeline.datamanager.dataparser.videos=reference",
+        "--optimizers.means.optimizer.lr=1.6e-3",
+        "--optimizers.means.scheduler.lr-final=1.6e-5",
+    ]
