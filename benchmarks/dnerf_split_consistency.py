@@ -11,7 +11,7 @@ that test's options (method_configs.short_cpu_dnerf_schedule) and compares PSNR 
 A test frame that agrees with the train frames fits about as well as a train frame of similar time once it is
 trained on. One that shows another shovel pose cannot be fitted together with them: it stays well below the train
 frames, and adding it pulls the train frames down. Each group is split at t = 0.6, after which the shovel has moved
-most. Prints one JSON object; takes about 15 minutes on 2 CPU cores with the default 1500 steps.
+most. Prints one JSON object; takes about 10 minutes on 2 CPU cores with the default 1500 steps.
 
     python benchmarks/dnerf_split_consistency.py [--npz ../shared/data/tiny_dnerf_data.npz] [--steps 1500]
 """
