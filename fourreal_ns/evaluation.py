@@ -12,6 +12,7 @@ deformation should help (paper 3.3, Figure 9); the room around it is consistent 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -21,8 +22,6 @@ import torch
 from PIL import Image
 
 from nerfstudio.cameras.cameras import Cameras, CameraType
-
-import json
 
 from fourreal_ns.data.scene import SceneFrame, load_ground_truth
 from fourreal_ns.models.splats import psnr
@@ -61,6 +60,17 @@ def render_frames(pipeline, frames: List[SceneFrame], use_time: bool) -> List[to
     return images
 
 
+def frame_image(frame: SceneFrame) -> torch.Tensor:
+    """A frame's image as [H, W, 3] floats in [0, 1]."""
+    return torch.from_numpy(np.asarray(Image.open(frame.image_path).convert("RGB"), dtype=np.float32) / 255.0)
+
+
+def frame_psnrs(pipeline, frames: List[SceneFrame], use_time: bool = True) -> List[float]:
+    """PSNR (dB) of each frame's render (at its camera, and at its time if `use_time`) against its image."""
+    renders = render_frames(pipeline, frames, use_time)
+    return [psnr(render, frame_image(frame)) for frame, render in zip(frames, renders)]
+
+
 def evaluate_ground_truth(config: Path, scene: Path, split: str = "canonical", pipeline=None) -> Dict[str, object]:
     """Mean PSNR (dB) of the run's renders against the ground truth of `split` ("canonical" or "dynamic")."""
     frames = [frame for frame in load_ground_truth(Path(scene)) if frame.split == split]
@@ -71,7 +81,7 @@ def evaluate_ground_truth(config: Path, scene: Path, split: str = "canonical", p
     per_frame, object_region = [], []
     canonical_object = object_at_canonical_time(Path(scene)) if split == "canonical" else None
     for frame, render in zip(frames, renders):
-        target = torch.from_numpy(np.asarray(Image.open(frame.image_path).convert("RGB"), dtype=np.float32) / 255.0)
+        target = frame_image(frame)
         per_frame.append(psnr(render, target))
         if canonical_object is not None:
             window = object_window(frame, *canonical_object)
