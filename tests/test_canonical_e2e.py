@@ -2,7 +2,7 @@
 
 The session's demo scene and 4real-canonical run (conftest.py) plus three runs of this module:
 - `drifting_runs`: the paper's ablation on a scene whose freeze-time video has moderate object motion, with the
-  per-frame deformation and without it (never switched on);
+  per-frame deformation and without it (never switched on), ABLATION_STEPS long;
 - `resumed`: 300 steps, then `--load-dir` for 150 more.
 Thresholds were calibrated on this machine; see the numbers in each assertion's comment.
 """
@@ -21,6 +21,12 @@ from conftest import CANONICAL_STEPS, run_ns, train_canonical
 pytestmark = pytest.mark.e2e
 
 STEPS = CANONICAL_STEPS
+ABLATION_STEPS = 1500
+"""The per-frame deformation's gain shows when training is long enough for a run without it to fit each frame's
+drifted object: at 600 steps it is +0.27 dB (object region +0.69), at 1500 +0.77 to +0.85 (+0.69 to +0.86)."""
+ABLATION_OPTIONS = ["--pipeline.model.stop-screen-size-at=0"]
+"""Without splatfacto's screen-size split a 1500-step run on 96 x 54 images keeps 46k Gaussians instead of 105k
+and takes 4 instead of 14 minutes (one core), for the same gain (+0.85 against +0.91 dB, seed 0)."""
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +55,11 @@ def drifting_scene(tmp_path_factory) -> Path:
 def drifting_runs(drifting_scene, tmp_path_factory) -> dict:
     """4real-canonical on the drifting scene with the per-frame deformation and without it (never switched on)."""
     output = tmp_path_factory.mktemp("drifting_runs")
+    never = [f"--pipeline.model.deformation-start-step={ABLATION_STEPS + 1}"]
     return {
-        "with": train_canonical(drifting_scene, output, "with_deformation", []),
-        "without": train_canonical(drifting_scene, output, "without_deformation",
-                                   [f"--pipeline.model.deformation-start-step={STEPS + 1}"]),
+        "with": train_canonical(drifting_scene, output, "with_deformation", ABLATION_OPTIONS, steps=ABLATION_STEPS),
+        "without": train_canonical(drifting_scene, output, "without_deformation", ABLATION_OPTIONS + never,
+                                   steps=ABLATION_STEPS),
     }
 
 
@@ -68,21 +75,23 @@ def test_heldout_freeze_frames_with_ns_eval(with_deformation, tmp_path):
     run_ns(["ns-eval", "--load-config", str(with_deformation), "--output-path", str(output)])
     metrics = json.loads(output.read_text())["results"]
     print("held-out freeze-frame metrics:", metrics)
-    # Measured 24.23 dB (seed 0, short CPU schedule). The held-out frames carry per-frame jitter that no model can
-    # predict from their neighbours, which caps this number; the 1.7 dB margin leaves room for platform noise
-    # (runs of one seed agree to 0.1 dB here) and none for a broken render or training path.
-    assert metrics["psnr"] > 22.5
+    # Measured 25.58 dB (seed 0, short CPU schedule; 24.23 with D.4's means learning rate). The held-out frames
+    # carry per-frame jitter that no model can predict from their neighbours, which caps this number; the 1.6 dB
+    # margin leaves room for platform noise (runs of one seed agree to 0.1 dB here) and none for a broken render or
+    # training path.
+    assert metrics["psnr"] > 24.0
 
 
 def test_per_frame_deformation_ablation(drifting_runs, drifting_scene):
     """The paper's ablation (3.3, Figure 9): canonical renders (no deformation) at held-out cameras against the
-    true scene, whole image and the moving object's region, with and without per-frame deformation in training.
+    true scene, whole image and the moving object's region, with and without per-frame deformation in training
+    (ABLATION_STEPS, screen-size split off).
 
-    Measured (short CPU schedule), with / without: seed 0 21.70 / 21.36 dB, object region 21.44 / 20.69 dB; seed 1
-    21.57 / 21.25, 21.25 / 20.64. Applying the true offsets of the ball instead of a learned field gave 22.03 dB
-    (object region 22.02; a temporary patch, at full resolution throughout): about the most this scene can show. A
-    field that learns nothing scores like `without`; one that moves the whole scene (eq. 3 averaged at 0.1 without
-    the undeformed steps) scored 19.1-19.8 dB."""
+    Measured with / without: seed 0 22.07 / 21.17 dB, object region 21.02 / 20.11 (+0.90 / +0.91; on one thread
+    22.03 / 21.18, 20.96 / 20.10); seed 1 22.16 / 21.39, 20.55 / 19.86 (+0.77 / +0.69). At 600 steps the gain is
+    +0.04 (+0.36) and at 3000 +0.40 (+0.44): both runs lose quality after 1500 steps, the one without deformation
+    sooner. A field that learns nothing scores like `without`; one that moves the whole scene (eq. 3 averaged at 0.1
+    without the undeformed steps) scored 19.1-19.8 dB at 600 steps."""
     from fourreal_ns.evaluation import evaluate_ground_truth
 
     with_deformation = evaluate_ground_truth(drifting_runs["with"], drifting_scene, "canonical")
@@ -90,19 +99,20 @@ def test_per_frame_deformation_ablation(drifting_runs, drifting_scene):
     print(f"canonical vs the true scene: with deformation {with_deformation['psnr']:.2f} dB "
           f"(object region {with_deformation['object_region_psnr']:.2f}), without {without['psnr']:.2f} dB "
           f"(object region {without['object_region_psnr']:.2f})")  # fmt: skip
-    assert with_deformation["object_region_psnr"] > without["object_region_psnr"] + 0.3
-    assert with_deformation["psnr"] > without["psnr"] + 0.1
+    assert with_deformation["object_region_psnr"] > without["object_region_psnr"] + 0.5
+    assert with_deformation["psnr"] > without["psnr"] + 0.5
 
 
 def test_deformation_keeps_a_consistent_scene(with_deformation, scene):
     """On the default scene (inconsistencies under 1.5 pixels) the per-frame deformation must not spoil the
-    canonical Gaussians. Measured: 22.49 dB against the true scene at held-out cameras, as without deformation
-    (22.50); a field that explains the whole scene away (eq. 3 averaged, every frame but k_c deformed) gave 19.9."""
+    canonical Gaussians. Measured: 24.47 dB against the true scene at held-out cameras (with D.4's means learning
+    rate 22.49, as without deformation, 22.50); a field that explains the whole scene away (eq. 3 averaged, every
+    frame but k_c deformed) gave 19.9 at that learning rate."""
     from fourreal_ns.evaluation import evaluate_ground_truth
 
     result = evaluate_ground_truth(with_deformation, scene, "canonical")
     print(f"canonical vs the true scene (default demo scene): {result['psnr']:.2f} dB")
-    assert result["psnr"] > 21.8
+    assert result["psnr"] > 23.5
 
 
 def test_warmup_leaves_the_deformation_untouched(with_deformation, drifting_runs):
