@@ -105,7 +105,7 @@ def canonical_trainer_config() -> TrainerConfig:
             deformation_start_step=3000,
             small_motion_weight=0.01,
             small_motion_reduction="mean",
-            undeformed_fraction=0.3,
+            undeformed_fraction=0.2,
             stop_split_at=15000,
             densify_grad_thresh=2e-4,
             cull_alpha_thresh=5e-3,

@@ -75,7 +75,7 @@ def test_oracle_sds_improves_views_off_the_orbit(with_oracle_sds, canonical_run,
     same schedule without SDS. A wrong camera convention, trajectory, time or crop would pull the renders towards
     the wrong images instead.
 
-    Measured (seed 0, 8-frame trajectories, SDS over the last 150 of 600 steps): 26.30 dB with oracle SDS, 25.65 dB
+    Measured (seed 0, 8-frame trajectories, SDS over the last 150 of 600 steps): 26.16 dB with oracle SDS, 25.56 dB
     without (24.19 / 23.53 with D.4's means learning rate, before the short schedule raised it 10x). The gain is
     bounded by the low-resolution targets (27 x 48, the model's view, as the paper's low-res SDS) and the short
     window; runs of one seed agree to about 0.1 dB, so 0.3 dB separates a working wiring from one that only adds

@@ -6,7 +6,7 @@ deformation w_mv(x, k) = (dx, dq, ds) of one set of canonical Gaussians, learned
 kept small (eq. 3, weight 0.01) and exactly zero at the canonical frame k_c, the frame that shows the reference
 video's canonical image. What is kept for stage 2 are the canonical Gaussians; the deformation is thrown away.
 
-Ours, not in the paper: 30 % of the training steps render their frame without the deformation
+Ours, not in the paper: 20 % of the training steps render their frame without the deformation
 (`undeformed_fraction`). Eq. 2 deforms every frame but k_c, so a common offset of the whole scene costs nothing but
 eq. 3, and the field learns one; the undeformed steps pin what the video shows consistently.
 
@@ -56,7 +56,7 @@ class FourRealCanonicalModelConfig(DeformableSplatModelConfig):
     """Step at which multi-view SDS ends (the paper runs it over the last 5k of 20k steps)."""
     multiview_sds_weight: float = 5.0
     """Weight of the multi-view SDS loss (appendix E.1)."""
-    undeformed_fraction: float = 0.3
+    undeformed_fraction: float = 0.2
     """Fraction of training steps whose freeze-time frame is rendered without its deformation (our addition, not in
     the paper). Those steps ask the canonical Gaussians to explain the frame as the video shows it, which pins
     everything the video shows consistently; the deformation is left to absorb what is inconsistent. With every
