@@ -23,7 +23,8 @@ pytestmark = pytest.mark.e2e
 STEPS = CANONICAL_STEPS
 ABLATION_STEPS = 1500
 """The per-frame deformation's gain shows when training is long enough for a run without it to fit each frame's
-drifted object: at 600 steps it was +0.27 dB (object region +0.69; fraction 0.3), at 1500 +0.91 to +0.96 (+0.88 to +1.11)."""
+drifted object: at 600 steps it was +0.27 dB (object region +0.69; fraction 0.3), at 1500 +0.91 to +0.96 (+0.88
+to +1.11)."""
 ABLATION_OPTIONS = ["--pipeline.model.stop-screen-size-at=0"]
 """Without splatfacto's screen-size split a 1500-step run on 96 x 54 images keeps 46k Gaussians instead of 105k
 and takes 4 instead of 14 minutes (one core), for the same gain (+0.85 against +0.91 dB, seed 0, undeformed
@@ -91,8 +92,9 @@ def test_per_frame_deformation_ablation(drifting_runs, drifting_scene):
     Measured with / without: seed 0 22.11 / 21.17 dB, object region 20.94 / 20.11 (+0.94 / +0.83; on one thread
     22.14 / 21.18, 20.98 / 20.10); seed 1 22.30 / 21.39, 20.97 / 19.86 (+0.91 / +1.11). With undeformed fraction
     0.3 (the default before) +0.77 to +0.90. At 600 steps the gain was +0.04 (+0.36) and at 3000 +0.40 (+0.44)
-    (fraction 0.3): both runs lose quality after 1500 steps, the one without deformation sooner. A field that learns nothing scores like `without`; one that moves the whole scene (eq. 3 averaged at 0.1
-    without the undeformed steps) scored 19.1-19.8 dB at 600 steps."""
+    (fraction 0.3): both runs lose quality after 1500 steps, the one without deformation sooner. A field that
+    learns nothing scores like `without`; one that moves the whole scene (eq. 3 averaged at 0.1 without the
+    undeformed steps) scored 19.1-19.8 dB at 600 steps."""
     from fourreal_ns.evaluation import evaluate_ground_truth
 
     with_deformation = evaluate_ground_truth(drifting_runs["with"], drifting_scene, "canonical")
@@ -107,8 +109,9 @@ def test_per_frame_deformation_ablation(drifting_runs, drifting_scene):
 def test_deformation_keeps_a_consistent_scene(with_deformation, scene):
     """On the default scene (inconsistencies under 1.5 pixels) the per-frame deformation must not spoil the
     canonical Gaussians. Measured: 24.17 dB against the true scene at held-out cameras, without deformation 23.99
-    (24.47 with 0.3 of the steps undeformed; with D.4's means learning rate 22.49, as without deformation); a field that explains the whole scene away (eq. 3 averaged, every
-    frame but k_c deformed) gave 19.9 at that learning rate."""
+    (24.47 with 0.3 of the steps undeformed; with D.4's means learning rate 22.49, as without deformation); a field
+    that explains the whole scene away (eq. 3 averaged, every frame but k_c deformed) gave 19.9 at that learning
+    rate."""
     from fourreal_ns.evaluation import evaluate_ground_truth
 
     result = evaluate_ground_truth(with_deformation, scene, "canonical")
