@@ -106,6 +106,7 @@ def canonical_trainer_config() -> TrainerConfig:
             small_motion_weight=0.01,
             small_motion_reduction="mean",
             undeformed_fraction=0.2,
+            anchor_canonical_camera=True,
             stop_split_at=15000,
             densify_grad_thresh=2e-4,
             cull_alpha_thresh=5e-3,

@@ -77,8 +77,8 @@ def test_heldout_freeze_frames_with_ns_eval(with_deformation, tmp_path):
     run_ns(["ns-eval", "--load-config", str(with_deformation), "--output-path", str(output)])
     metrics = json.loads(output.read_text())["results"]
     print("held-out freeze-frame metrics:", metrics)
-    # Measured 25.85 dB (seed 0, short CPU schedule; 24.23 with D.4's means learning rate). The held-out frames
-    # carry per-frame jitter that no model can predict from their neighbours, which caps this number; the 1.85 dB
+    # Measured 25.82 dB (seed 0, short CPU schedule; 24.23 with D.4's means learning rate). The held-out frames
+    # carry per-frame jitter that no model can predict from their neighbours, which caps this number; the 1.8 dB
     # margin leaves room for platform noise (runs of one seed agree to 0.1 dB here) and none for a broken render or
     # training path.
     assert metrics["psnr"] > 24.0
@@ -89,12 +89,15 @@ def test_per_frame_deformation_ablation(drifting_runs, drifting_scene):
     true scene, whole image and the moving object's region, with and without per-frame deformation in training
     (ABLATION_STEPS, screen-size split off).
 
-    Measured with / without: seed 0 22.11 / 21.17 dB, object region 20.94 / 20.11 (+0.94 / +0.83; on one thread
-    22.14 / 21.18, 20.98 / 20.10); seed 1 22.30 / 21.39, 20.97 / 19.86 (+0.91 / +1.11). With undeformed fraction
-    0.3 (the default before) +0.77 to +0.90. At 600 steps the gain was +0.04 (+0.36) and at 3000 +0.40 (+0.44)
-    (fraction 0.3): both runs lose quality after 1500 steps, the one without deformation sooner. A field that
-    learns nothing scores like `without`; one that moves the whole scene (eq. 3 averaged at 0.1 without the
-    undeformed steps) scored 19.1-19.8 dB at 600 steps."""
+    Measured with / without (one thread; the canonical frame's camera fixed in pose refinement): seed 0 22.43 /
+    21.92 dB, object region 21.41 / 20.65 (+0.51 / +0.76); seed 1 23.09 / 22.10, 21.71 / 20.44 (+0.99 / +1.27).
+    In the suite (two threads, seed 0): 22.43 / 21.92, 21.41 / 20.66 (+0.51 / +0.75).
+    Before that camera was fixed the gain was larger and both runs worse: seed 0 22.14 / 21.18 (+0.96), seed 1
+    22.30 / 21.39 (+0.91); part of that gain was the field making up for cameras that drifted together. At 600
+    steps the gain was +0.04 (+0.36) and at 3000 +0.40 (+0.44) (fraction 0.3, cameras free): both runs lose quality
+    after 1500 steps, the one without deformation sooner. A field that learns nothing scores like `without`; one
+    that moves the whole scene (eq. 3 averaged at 0.1 without the undeformed steps) scored 19.1-19.8 dB at 600
+    steps."""
     from fourreal_ns.evaluation import evaluate_ground_truth
 
     with_deformation = evaluate_ground_truth(drifting_runs["with"], drifting_scene, "canonical")
@@ -103,13 +106,14 @@ def test_per_frame_deformation_ablation(drifting_runs, drifting_scene):
           f"(object region {with_deformation['object_region_psnr']:.2f}), without {without['psnr']:.2f} dB "
           f"(object region {without['object_region_psnr']:.2f})")  # fmt: skip
     assert with_deformation["object_region_psnr"] > without["object_region_psnr"] + 0.5
-    assert with_deformation["psnr"] > without["psnr"] + 0.5
+    assert with_deformation["psnr"] > without["psnr"] + 0.25
 
 
 def test_deformation_keeps_a_consistent_scene(with_deformation, scene):
     """On the default scene (inconsistencies under 1.5 pixels) the per-frame deformation must not spoil the
-    canonical Gaussians. Measured: 24.17 dB against the true scene at held-out cameras, without deformation 23.99
-    (24.47 with 0.3 of the steps undeformed; with D.4's means learning rate 22.49, as without deformation); a field
+    canonical Gaussians. Measured: 24.30 dB against the true scene at held-out cameras (the suite), without
+    deformation 24.14 (one thread). Before the canonical camera was fixed in pose refinement: 24.17 / 23.99, and
+    24.47 with 0.3 of the steps undeformed; with D.4's means learning rate 22.49, as without deformation. A field
     that explains the whole scene away (eq. 3 averaged, every frame but k_c deformed) gave 19.9 at that learning
     rate."""
     from fourreal_ns.evaluation import evaluate_ground_truth
@@ -142,6 +146,23 @@ def test_canonical_frame_is_exactly_undeformed(with_deformation):
     assert all(torch.count_nonzero(offset) == 0 for offset in at_canonical)
     moved = model.deltas_for_camera(cameras[other_index : other_index + 1])
     assert moved is not None and moved.means.abs().max() > 0
+
+
+def test_canonical_camera_is_not_refined(with_deformation):
+    """Pose refinement leaves the canonical frame's camera where it is (its adjustment stays exactly zero) and
+    refines the others relative to it."""
+    from fourreal_ns.evaluation import load_pipeline
+
+    pipeline = load_pipeline(with_deformation)
+    model, cameras = pipeline.model, pipeline.datamanager.train_dataset.cameras
+    views = cameras.metadata["view"].flatten().tolist()
+    canonical_index = views.index(model.canonical_view)
+    assert pipeline.datamanager.train_dataset.metadata["canonical_camera_index"] == canonical_index
+    assert model.fixed_camera_indices == {canonical_index}
+    adjustment = latest_checkpoint(with_deformation)["pipeline"]["_model.camera_optimizer.pose_adjustment"]
+    assert torch.count_nonzero(adjustment[canonical_index]) == 0
+    others = torch.cat([adjustment[:canonical_index], adjustment[canonical_index + 1 :]])
+    assert bool((others.abs().sum(dim=1) > 0).all())
 
 
 def test_undeformed_fraction_of_training_steps(with_deformation):

@@ -9,6 +9,8 @@ video's canonical image. What is kept for stage 2 are the canonical Gaussians; t
 Ours, not in the paper: 20 % of the training steps render their frame without the deformation
 (`undeformed_fraction`). Eq. 2 deforms every frame but k_c, so a common offset of the whole scene costs nothing but
 eq. 3, and the field learns one; the undeformed steps pin what the video shows consistently.
+Also ours: pose refinement leaves the canonical frame's camera as it is (`anchor_canonical_camera`), so that the
+cameras cannot drift together with the scene away from the reference camera.
 
 Schedule (appendix C.1, all in the config): a warm-up without deformation (the MLP is not evaluated, so its
 weights do not change), then deformation on; densification until `stop_split_at`; a multi-view SDS window at the
@@ -62,6 +64,11 @@ class FourRealCanonicalModelConfig(DeformableSplatModelConfig):
     everything the video shows consistently; the deformation is left to absorb what is inconsistent. With every
     frame but k_c deformed, the field also learns a common offset of the whole scene that the canonical Gaussians
     then carry (see method_configs.md). 0 is the paper's eq. 2."""
+    anchor_canonical_camera: bool = True
+    """Keep the canonical frame's camera out of pose refinement (our addition). With every camera refined, the
+    cameras can drift together and the scene with them: nothing then ties the canonical Gaussians to the canonical
+    frame's camera, which is the reference video's camera in stage 2 (and the ground truth's frame). One fixed camera
+    fixes that freedom; the others are still refined relative to it."""
     deform_eval_frames: bool = True
     """Render held-out freeze-time frames with their per-frame deformation (as the video shows them); False renders
     them canonical."""
@@ -81,6 +88,9 @@ class FourRealCanonicalModel(DeformableSplatModel):
         self.deformation: DeformationField = self.config.deformation.setup(
             canonical_code=self.frame_code(self.canonical_view)
         )
+        canonical_camera = metadata.get("canonical_camera_index")
+        if self.config.anchor_canonical_camera and canonical_camera is not None:
+            self.fixed_camera_indices = {int(canonical_camera)}
 
     def frame_code(self, view):
         """The per-frame code of freeze frame `view`: its position along the orbit in [0, 1]."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Type, Union
+from typing import Dict, List, Optional, Set, Tuple, Type, Union
 
 import torch
 from torch import Tensor
@@ -104,6 +104,8 @@ class DeformableSplatModel(SplatfactoModel):
             }
         )
         self.camera_optimizer = self.config.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
+        self.fixed_camera_indices: Set[int] = set()
+        """Training cameras that pose refinement leaves as they are (a subclass fills it)."""
 
         from nerfstudio.model_components.lib_bilagrid import BilateralGrid
         from pytorch_msssim import SSIM
@@ -197,12 +199,22 @@ class DeformableSplatModel(SplatfactoModel):
         """Splatfacto's schedule: one more spherical-harmonics degree every `sh_degree_interval` steps."""
         return min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
 
+    def is_fixed_camera(self, camera: Cameras) -> bool:
+        """Whether pose refinement leaves this training camera as it is (`fixed_camera_indices`). Our own test,
+        not CameraOptimizer's `non_trainable_camera_indices`: nerfstudio 1.1.5 applies those to positions in the
+        batch it is given rather than to camera indices, which is wrong for the one camera a splat step renders."""
+        metadata = camera.metadata or {}
+        return "cam_idx" in metadata and int(metadata["cam_idx"]) in self.fixed_camera_indices
+
     def get_outputs(self, camera: Cameras) -> Dict[str, Union[Tensor, List]]:
         if not isinstance(camera, Cameras):
             return {}
         if self.training:
             assert camera.shape[0] == 1, "Only one camera at a time"
-            camera_to_worlds = self.camera_optimizer.apply_to_camera(camera)
+            if self.is_fixed_camera(camera):
+                camera_to_worlds = camera.camera_to_worlds  # its pose adjustment gets no gradient and stays zero
+            else:
+                camera_to_worlds = self.camera_optimizer.apply_to_camera(camera)
         else:
             camera_to_worlds = camera.camera_to_worlds
 
