@@ -24,7 +24,10 @@ What is written (all deterministic in `seed`):
   colour is multiplied by a per-channel gain 1 +- about `colour_wobble`. The middle frame k_c = num_freeze // 2
   uses exactly the reference camera and is the exact true scene: it is the same image as reference frame j_c.
   The orbit angles are reference + (k - k_c) * arc / (num_freeze - 1), so the arc is not quite symmetric for an
-  even num_freeze (-92.9 .. +87.1 degrees for 32 frames);
+  even num_freeze (-92.9 .. +87.1 degrees for 32 frames). Optionally (`pose_noise_degrees`,
+  `pose_noise_translation`, both 0 by default) the poses written for the freeze frames other than k_c carry
+  random errors like an SfM result's, while their images are rendered from the true poses: what pose refinement is
+  for;
 - per-frame keys as docs/scene_format.md: freeze frames `view` = k, `time` = t_c; reference frames `view` = 0 (the
   reference view, as the spec says) and their time. An extra top-level `demo_scene` block records the orbit, the
   true object position at t_c and the offsets and gains injected into each freeze frame (trainers ignore it);
@@ -527,6 +530,38 @@ def _save_png(path: Path, image: np.ndarray) -> None:
     Image.fromarray(image).save(path, format="PNG")
 
 
+def _perturbed_poses(poses: List[np.ndarray], k_c: int, degrees: float, translation: float,
+                     seed: int) -> List[np.ndarray]:
+    """The camera-to-world poses with an SfM-like error on each but k_c: a rotation about a random axis by an angle
+    of std `degrees` per axis (normal rotation vector), and a translation of std `translation` per axis. Its own
+    random stream, so a scene without noise is the same as before the option existed."""
+    if degrees == 0 and translation == 0:
+        return list(poses)
+    rng = np.random.default_rng([int(seed), 11])
+    perturbed = []
+    for k, pose in enumerate(poses):
+        rotation_vector = rng.normal(0.0, math.radians(degrees), 3)
+        shift = rng.normal(0.0, translation, 3)
+        if k == k_c:
+            perturbed.append(pose)  # the canonical frame is the reference camera: exact
+            continue
+        noisy = np.array(pose, dtype=np.float64)
+        noisy[:3, :3] = _rotation_matrix(rotation_vector) @ noisy[:3, :3]
+        noisy[:3, 3] += shift
+        perturbed.append(noisy)
+    return perturbed
+
+
+def _rotation_matrix(rotation_vector: np.ndarray) -> np.ndarray:
+    """Rodrigues' formula: the rotation by |v| radians about v."""
+    angle = float(np.linalg.norm(rotation_vector))
+    if angle == 0.0:
+        return np.eye(3)
+    x, y, z = rotation_vector / angle
+    cross = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    return np.eye(3) + math.sin(angle) * cross + (1.0 - math.cos(angle)) * cross @ cross
+
+
 def _matrix(pose: np.ndarray) -> List[List[float]]:
     return [[float(value) for value in row] for row in np.asarray(pose)]
 
@@ -566,6 +601,8 @@ def make_demo_scene(
     colour_wobble: float = 0.02,
     num_points: int = 3000,
     point_noise: float = 0.006,
+    pose_noise_degrees: float = 0.0,
+    pose_noise_translation: float = 0.0,
     overwrite: bool = False,
 ) -> Path:
     """Write the procedural demo scene of `seed` to `out` (module docstring; docs/scene_format.md). Returns `out`."""
@@ -595,6 +632,7 @@ def make_demo_scene(
     gains = 1.0 + colour_wobble * (0.7 * np.sin(2 * math.pi * 1.3 * positions[:, None] + phase[None, :])
                                    + 0.3 * np.clip(rng.normal(0, 1, (num_freeze, 3)), -2, 2))
     offsets[k_c], gains[k_c] = 0.0, 1.0
+    written_poses = _perturbed_poses(freeze_poses, k_c, pose_noise_degrees, pose_noise_translation, seed)
 
     intr = _intrinsics_json(K, width, height)
     frames = []
@@ -605,8 +643,8 @@ def make_demo_scene(
         else:
             image = world.render(pose, K, width, height, t_c, supersample, object_offset=offsets[k], gain=gains[k])
         _save_png(out / name, image)
-        frames.append({"file_path": name, "transform_matrix": _matrix(pose), "video": "freeze", "time": t_c,
-                       "view": k})
+        frames.append({"file_path": name, "transform_matrix": _matrix(written_poses[k]), "video": "freeze",
+                       "time": t_c, "view": k})
     for j, t in enumerate(reference_times):
         name = f"images/reference/frame_{j:05d}.png"
         _save_png(out / name, world.render(reference_pose, K, width, height, float(t), supersample))
@@ -640,6 +678,7 @@ def make_demo_scene(
         "object_size": float(size), "object_center_at_canonical_time": [float(x) for x in world.object_center(t_c)],
         "freeze_object_offsets": [[float(x) for x in row] for row in offsets],
         "freeze_colour_gains": [[float(x) for x in row] for row in gains],
+        "freeze_pose_noise": {"degrees": float(pose_noise_degrees), "translation": float(pose_noise_translation)},
     }
     transforms = {**intr, "canonical": canonical, "ply_file_path": "points3d.ply", "generation": generation,
                   "demo_scene": demo_info, "frames": frames}
@@ -725,6 +764,11 @@ class DemoSceneConfig:
     """Smooth drift of the moving object along the orbit (fraction of its size at the ends of the arc)."""
     colour_wobble: float = 0.02
     """Per-frame colour gain wobble of the freeze-time video."""
+    pose_noise_degrees: float = 0.0
+    """Rotation error (std per axis, degrees) of the poses written for the freeze frames other than k_c; the images
+    keep the true poses. Like an SfM result's error: what pose refinement corrects."""
+    pose_noise_translation: float = 0.0
+    """Translation error (std per axis, scene units; the orbit radius is 1.35) of those poses."""
     num_points: int = 3000
     """Seed points in points3d.ply."""
     overwrite: bool = False
@@ -737,7 +781,9 @@ class DemoSceneConfig:
                             num_freeze=self.num_freeze, num_reference=self.num_reference,
                             supersample=self.supersample, arc_degrees=self.arc_degrees,
                             object_jitter=self.object_jitter, object_drift=self.object_drift,
-                            colour_wobble=self.colour_wobble, num_points=self.num_points, overwrite=self.overwrite)
+                            colour_wobble=self.colour_wobble, num_points=self.num_points,
+                            pose_noise_degrees=self.pose_noise_degrees,
+                            pose_noise_translation=self.pose_noise_translation, overwrite=self.overwrite)
         except FileExistsError as error:
             raise SystemExit(f"fourreal demo-scene: {error}") from None
         print(f"Wrote the demo scene (seed {self.seed}, {self.width}x{self.height}) to {self.out} "

@@ -29,6 +29,10 @@ ABLATION_OPTIONS = ["--pipeline.model.stop-screen-size-at=0"]
 """Without splatfacto's screen-size split a 1500-step run on 96 x 54 images keeps 46k Gaussians instead of 105k
 and takes 4 instead of 14 minutes (one core), for the same gain (+0.85 against +0.91 dB, seed 0, undeformed
 fraction 0.3)."""
+PERTURBED_POSES = {"pose_noise_degrees": 0.3, "pose_noise_translation": 0.007}
+"""SfM-like errors (std per axis; the orbit radius is 1.35) for the pose-refinement test."""
+PERTURBED_MARGIN = 0.8
+PERTURBED_THRESHOLD = 22.3
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +125,37 @@ def test_deformation_keeps_a_consistent_scene(with_deformation, scene):
     result = evaluate_ground_truth(with_deformation, scene, "canonical")
     print(f"canonical vs the true scene (default demo scene): {result['psnr']:.2f} dB")
     assert result["psnr"] > 23.5
+
+
+@pytest.fixture(scope="module")
+def perturbed_pose_runs(tmp_path_factory) -> tuple:
+    """The default demo scene with SfM-like errors in the freeze frames' written poses (PERTURBED_POSES; k_c exact),
+    trained with pose refinement (the default) and without it."""
+    from fourreal_ns.demo_scene import make_demo_scene
+
+    scene = make_demo_scene(tmp_path_factory.mktemp("perturbed") / "scene", seed=0, **PERTURBED_POSES)
+    output = tmp_path_factory.mktemp("perturbed_runs")
+    return scene, {
+        "refined": train_canonical(scene, output, "refined", []),
+        "unrefined": train_canonical(scene, output, "unrefined", ["--pipeline.model.camera-optimizer.mode=off"]),
+    }
+
+
+def test_pose_refinement_recovers_perturbed_poses(perturbed_pose_runs):
+    """Pose refinement (eq. 2's poses refined with the Gaussians) corrects poses that are off like an SfM result's:
+    canonical renders against the true scene at held-out cameras, with and without refinement.
+
+    Measured 22.85 dB refined, 21.51 not refined (seed 0, two threads; from the exact poses the same schedule gives
+    24.30): refinement recovers 1.3 of the 2.8 dB that the errors cost. PERTURBED_MARGIN and PERTURBED_THRESHOLD
+    leave about 0.5 dB for platform noise; refinement that does nothing scores like `unrefined` and fails both."""
+    from fourreal_ns.evaluation import evaluate_ground_truth
+
+    scene, runs = perturbed_pose_runs
+    refined = evaluate_ground_truth(runs["refined"], scene, "canonical")["psnr"]
+    unrefined = evaluate_ground_truth(runs["unrefined"], scene, "canonical")["psnr"]
+    print(f"perturbed poses, canonical vs the true scene: refined {refined:.2f} dB, not refined {unrefined:.2f} dB")
+    assert refined > unrefined + PERTURBED_MARGIN
+    assert refined > PERTURBED_THRESHOLD
 
 
 def test_warmup_leaves_the_deformation_untouched(with_deformation, drifting_runs):

@@ -211,6 +211,28 @@ def test_deterministic_by_seed(tmp_path: Path):
         name in changed for name in first if name.endswith(".png"))
 
 
+def test_pose_noise_changes_only_the_written_poses(tmp_path: Path):
+    """`pose_noise_*` perturb the poses written for the freeze frames other than k_c, by about the asked amount;
+    images, seed points, ground truth and the canonical frame's pose stay those of the scene without noise."""
+    exact = make_demo_scene(tmp_path / "exact", seed=1, **SMALL)
+    noisy = make_demo_scene(tmp_path / "noisy", seed=1, pose_noise_degrees=2.0, pose_noise_translation=0.05, **SMALL)
+    exact_hashes, noisy_hashes = folder_hashes(exact), folder_hashes(noisy)
+    assert {name: h for name, h in noisy_hashes.items() if name != "transforms.json"} == {
+        name: h for name, h in exact_hashes.items() if name != "transforms.json"}
+    exact_frames, noisy_frames = load(exact / "transforms.json")["frames"], load(noisy / "transforms.json")["frames"]
+    k_c = load(noisy / "transforms.json")["canonical"]["freeze_frame"]
+    for before, after in zip(exact_frames, noisy_frames):
+        a, b = np.array(before["transform_matrix"]), np.array(after["transform_matrix"])
+        if before["video"] != "freeze" or before["view"] == k_c:
+            assert np.array_equal(a, b)
+            continue
+        np.testing.assert_allclose(b[:3, :3] @ b[:3, :3].T, np.eye(3), atol=1e-9)  # still a rotation
+        angle = np.degrees(np.arccos(np.clip((np.trace(a[:3, :3].T @ b[:3, :3]) - 1) / 2, -1, 1)))
+        assert 0.05 < angle < 4 * 2.0 * np.sqrt(3)
+        assert 0.0 < np.linalg.norm(b[:3, 3] - a[:3, 3]) < 4 * 0.05 * np.sqrt(3)
+    assert load(noisy / "transforms.json")["demo_scene"]["freeze_pose_noise"] == {"degrees": 2.0, "translation": 0.05}
+
+
 def test_refuses_to_overwrite(tmp_path: Path):
     out = tmp_path / "scene"
     out.mkdir()
