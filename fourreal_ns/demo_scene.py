@@ -534,7 +534,7 @@ def _perturbed_poses(poses: List[np.ndarray], k_c: int, degrees: float, translat
                      seed: int) -> List[np.ndarray]:
     """The camera-to-world poses with an SfM-like error on each but k_c: a rotation about a random axis by an angle
     of std `degrees` per axis (normal rotation vector), and a translation of std `translation` per axis. Its own
-    random stream, so a scene without noise is the same as before the option existed."""
+    random stream, so the images, points and poses of a scene without noise are as before the option existed."""
     if degrees == 0 and translation == 0:
         return list(poses)
     rng = np.random.default_rng([int(seed), 11])
@@ -546,20 +546,12 @@ def _perturbed_poses(poses: List[np.ndarray], k_c: int, degrees: float, translat
             perturbed.append(pose)  # the canonical frame is the reference camera: exact
             continue
         noisy = np.array(pose, dtype=np.float64)
-        noisy[:3, :3] = _rotation_matrix(rotation_vector) @ noisy[:3, :3]
+        angle = float(np.linalg.norm(rotation_vector))
+        if angle > 0:
+            noisy[:3, :3] = _rows_times(_rotation(rotation_vector, angle), noisy[:3, :3])
         noisy[:3, 3] += shift
         perturbed.append(noisy)
     return perturbed
-
-
-def _rotation_matrix(rotation_vector: np.ndarray) -> np.ndarray:
-    """Rodrigues' formula: the rotation by |v| radians about v."""
-    angle = float(np.linalg.norm(rotation_vector))
-    if angle == 0.0:
-        return np.eye(3)
-    x, y, z = rotation_vector / angle
-    cross = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-    return np.eye(3) + math.sin(angle) * cross + (1.0 - math.cos(angle)) * cross @ cross
 
 
 def _matrix(pose: np.ndarray) -> List[List[float]]:
