@@ -5,8 +5,7 @@ Per camera it gives nerfstudio what 4Real needs beyond poses and images:
 - `metadata["view"]` and `metadata["video_id"]` ([N, 1] long tensors): which freeze-time frame (the per-frame
   deformation's code, paper 3.3) or which grid view a camera is, and which video it belongs to.
 The dataparser's own metadata carries the seed points (`points3D_xyz`, `points3D_rgb`, which VanillaPipeline
-hands to the model), the `canonical` block, `num_freeze_views`, the `generation` settings and
-`canonical_camera_index`: which of this split's cameras is the canonical freeze frame (None if it has none).
+hands to the model), the `canonical` block, `num_freeze_views` and the `generation` settings.
 
 Held-out frames: a frame's own `split` key wins (imported datasets); otherwise every `eval_every`-th frame of
 each video (counted along the orbit for freeze frames, in time for the others), never the canonical frames. With
@@ -18,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple, Type
+from typing import List, Tuple, Type
 
 import numpy as np
 import torch
@@ -130,7 +129,6 @@ class FourRealDataParser(DataParser):
             "generation": dict(scene.generation),
             "scene": str(scene.folder),
             "reference_time_step": reference_time_step(scene),
-            "canonical_camera_index": canonical_camera_index(scene, frames),
         }
         all_centres = np.stack([frame.transform_matrix[:3, 3] for frame in scene.frames]) * scale
         extent = float(np.abs(all_centres).max()) if len(all_centres) else 1.0
@@ -152,16 +150,6 @@ class FourRealDataParser(DataParser):
             metadata=metadata,
             dataparser_scale=scale,
         )
-
-
-def canonical_camera_index(scene, frames: List) -> Optional[int]:
-    """Index in `frames` of the canonical freeze frame k_c (the frame that shows the reference video's canonical
-    image), or None when `frames` does not hold it."""
-    canonical_view = scene.canonical.get("freeze_frame")
-    for index, frame in enumerate(frames):
-        if frame.video == "freeze" and frame.view == canonical_view:
-            return index
-    return None
 
 
 # Registered as `fourreal-data` (pyproject.toml). It lives here, not in method_configs.py: nerfstudio loads

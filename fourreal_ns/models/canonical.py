@@ -88,9 +88,6 @@ class FourRealCanonicalModel(DeformableSplatModel):
         self.deformation: DeformationField = self.config.deformation.setup(
             canonical_code=self.frame_code(self.canonical_view)
         )
-        canonical_camera = metadata.get("canonical_camera_index")
-        if self.config.anchor_canonical_camera and canonical_camera is not None:
-            self.fixed_camera_indices = {int(canonical_camera)}
 
     def frame_code(self, view):
         """The per-frame code of freeze frame `view`: its position along the orbit in [0, 1]."""
@@ -111,6 +108,17 @@ class FourRealCanonicalModel(DeformableSplatModel):
 
     def sds_weight(self, kind: str) -> float:
         return self.config.multiview_sds_weight
+
+    def is_canonical_frame(self, camera: Cameras) -> bool:
+        """Whether `camera` is the freeze-time video's canonical frame k_c (from its frame metadata)."""
+        metadata = camera.metadata or {}
+        if "view" not in metadata or "video_id" not in metadata:
+            return False
+        is_freeze = int(metadata["video_id"].flatten()[0]) == VIDEO_IDS["freeze"]
+        return is_freeze and int(metadata["view"].flatten()[0]) == self.canonical_view
+
+    def is_fixed_camera(self, camera: Cameras) -> bool:
+        return self.config.anchor_canonical_camera and self.is_canonical_frame(camera)
 
     def deltas_for_camera(self, camera: Cameras) -> Optional[Deltas]:
         metadata = camera.metadata or {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set, Tuple, Type, Union
+from typing import Dict, List, Optional, Tuple, Type, Union
 
 import torch
 from torch import Tensor
@@ -104,8 +104,6 @@ class DeformableSplatModel(SplatfactoModel):
             }
         )
         self.camera_optimizer = self.config.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
-        self.fixed_camera_indices: Set[int] = set()
-        """Training cameras that pose refinement leaves as they are (a subclass fills it)."""
 
         from nerfstudio.model_components.lib_bilagrid import BilateralGrid
         from pytorch_msssim import SSIM
@@ -200,11 +198,11 @@ class DeformableSplatModel(SplatfactoModel):
         return min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
 
     def is_fixed_camera(self, camera: Cameras) -> bool:
-        """Whether pose refinement leaves this training camera as it is (`fixed_camera_indices`). Our own test,
-        not CameraOptimizer's `non_trainable_camera_indices`: nerfstudio 1.1.5 applies those to positions in the
-        batch it is given rather than to camera indices, which is wrong for the one camera a splat step renders."""
-        metadata = camera.metadata or {}
-        return "cam_idx" in metadata and int(metadata["cam_idx"]) in self.fixed_camera_indices
+        """Whether pose refinement leaves this training camera as it is (none here; 4real-canonical fixes its
+        canonical frame's). Our own test, not CameraOptimizer's `non_trainable_camera_indices`: nerfstudio 1.1.5
+        applies those to positions in the batch it is given rather than to camera indices, which is wrong for the
+        one camera a splat step renders."""
+        return False
 
     def get_outputs(self, camera: Cameras) -> Dict[str, Union[Tensor, List]]:
         if not isinstance(camera, Cameras):
