@@ -72,6 +72,7 @@ def train(scene: str, output: str, name: str, args: List[str], num_frames: int =
     import tyro
 
     from nerfstudio.engine.trainer import TrainerConfig
+    from nerfstudio.scripts.train import _set_random_seed
 
     from fourreal_ns.method_configs import fourreal_canonical
 
@@ -83,6 +84,7 @@ def train(scene: str, output: str, name: str, args: List[str], num_frames: int =
     config.pipeline.guidance = OracleGuidanceConfig(oracle_scene=Path(scene))
     config.pipeline.sds.num_frames = num_frames
     config.save_config()
+    _set_random_seed(config.machine.seed)  # as ns-train's train_loop does; unseeded runs differ by up to 0.45 dB
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     trainer.train()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Tuple
 
 import numpy as np
 import pytest
@@ -39,16 +40,22 @@ def with_oracle_sds(demo_scene, canonical_runs) -> Path:
     return canonical_runs / "oracle_sds" / "4real-canonical" / "run" / "config.yml"
 
 
-def off_orbit_psnr(config: Path, scene: Path) -> float:
+def off_orbit_psnr(config: Path, scene: Path) -> Tuple[float, float]:
     """Mean PSNR of canonical renders against the true scene at 8 cameras off the freeze-time orbit (lower and
-    closer, between the orbit's cameras; within the SDS trajectories' perturbation radius) at the canonical time."""
+    closer, between the orbit's cameras; within the SDS trajectories' perturbation radius) at the canonical time:
+    at the scene's resolution, and at half of it (2 x 2 averages of both images), the resolution of the SDS
+    targets (27 x 48, the model's view), which is what video SDS can teach."""
     import json
 
+    import torch.nn.functional as F
     from nerfstudio.cameras.cameras import Cameras, CameraType
 
     from fourreal_ns.demo_scene import ORBIT_HEIGHT, ORBIT_RADIUS, freeze_angles, orbit_camera, render_true
     from fourreal_ns.evaluation import load_pipeline
     from fourreal_ns.models.splats import psnr
+
+    def half_resolution(image: torch.Tensor) -> torch.Tensor:  # [H, W, 3] -> [H/2, W/2, 3]
+        return F.avg_pool2d(image.permute(2, 0, 1)[None], 2)[0].permute(1, 2, 0)
 
     transforms = json.loads((scene / "transforms.json").read_text())
     width, height = int(transforms["w"]), int(transforms["h"])
@@ -57,7 +64,7 @@ def off_orbit_psnr(config: Path, scene: Path) -> float:
     freeze = freeze_angles(32, 180.0, 16)
     angles = (freeze[:-1] + np.diff(freeze) / 2)[1::4]  # halfway between freeze cameras, across the arc
     pipeline = load_pipeline(config)
-    scores = []
+    full, half = [], []
     for angle in angles:
         pose = orbit_camera(float(angle), radius=0.92 * ORBIT_RADIUS, height=ORBIT_HEIGHT + 0.12)
         camera = Cameras(camera_to_worlds=torch.tensor(pose[:3], dtype=torch.float32)[None], fx=float(K[0, 0]),
@@ -66,8 +73,10 @@ def off_orbit_psnr(config: Path, scene: Path) -> float:
         with torch.no_grad():
             render = pipeline.model.get_outputs_for_camera(camera.to(pipeline.device))["rgb"].clamp(0, 1).cpu()
         truth = render_true(pose, K, width, height, canonical_time, seed=0, supersample=3)
-        scores.append(psnr(render, torch.from_numpy(np.asarray(truth, dtype=np.float32) / 255.0)))  # uint8 image
-    return float(np.mean(scores))
+        truth = torch.from_numpy(np.asarray(truth, dtype=np.float32) / 255.0)  # uint8 image
+        full.append(psnr(render, truth))
+        half.append(psnr(half_resolution(render), half_resolution(truth)))
+    return float(np.mean(full)), float(np.mean(half))
 
 
 def test_oracle_sds_improves_views_off_the_orbit(with_oracle_sds, canonical_run, demo_scene):
@@ -75,15 +84,18 @@ def test_oracle_sds_improves_views_off_the_orbit(with_oracle_sds, canonical_run,
     same schedule without SDS. A wrong camera convention, trajectory, time or crop would pull the renders towards
     the wrong images instead.
 
-    Measured (seed 0, 8-frame trajectories, SDS over the last 150 of 600 steps): 26.16 dB with oracle SDS, 25.56 dB
-    without (24.19 / 23.53 with D.4's means learning rate, before the short schedule raised it 10x). The gain is
-    bounded by the low-resolution targets (27 x 48, the model's view, as the paper's low-res SDS) and the short
-    window; runs of one seed agree to about 0.1 dB, so 0.3 dB separates a working wiring from one that only adds
-    noise."""
-    with_sds = off_orbit_psnr(with_oracle_sds, demo_scene)
-    without = off_orbit_psnr(canonical_run, demo_scene)
-    print(f"off-orbit canonical PSNR: with oracle SDS {with_sds:.2f} dB, without SDS {without:.2f} dB")
-    assert with_sds > without + 0.3
+    Asserted at the SDS targets' resolution (half the scene's), the detail SDS supervises. Measured (8-frame
+    trajectories, SDS over the last 150 of 600 steps, half resolution in brackets): without SDS 25.70 dB (29.70);
+    with oracle SDS 26.26 (30.45) here on two threads; on one thread, machine seeds 0-3, 26.17 / 26.41 / 26.08 /
+    26.33 (30.35 / 30.60 / 30.28 / 30.54), so +0.58 to +0.90 dB at half resolution. Broken wirings (temporary
+    patches of the oracle): its frames in reverse order 22.91 (25.07), poses read in OpenCV's convention 18.70
+    (19.67). Before the oracle run was seeded as ns-train seeds, one CI run drew 25.96 at full resolution and failed
+    the old full-resolution threshold (+0.3 dB); seeded, a run repeats to the digit."""
+    with_sds, with_sds_half = off_orbit_psnr(with_oracle_sds, demo_scene)
+    without, without_half = off_orbit_psnr(canonical_run, demo_scene)
+    print(f"off-orbit canonical PSNR: with oracle SDS {with_sds:.2f} dB ({with_sds_half:.2f} at half resolution), "
+          f"without SDS {without:.2f} dB ({without_half:.2f})")  # fmt: skip
+    assert with_sds_half > without_half + 0.3
 
 
 def test_sds_checkpoint_holds_no_guidance(with_oracle_sds):
