@@ -109,28 +109,27 @@ class FourRealCanonicalModel(DeformableSplatModel):
     def sds_weight(self, kind: str) -> float:
         return self.config.multiview_sds_weight
 
-    def is_canonical_frame(self, camera: Cameras) -> bool:
-        """Whether `camera` is the freeze-time video's canonical frame k_c (from its frame metadata)."""
+    @staticmethod
+    def freeze_view(camera: Cameras) -> Optional[int]:
+        """The freeze-time frame k that `camera` shows (its frame metadata), or None for any other camera."""
         metadata = camera.metadata or {}
         if "view" not in metadata or "video_id" not in metadata:
-            return False
-        is_freeze = int(metadata["video_id"].flatten()[0]) == VIDEO_IDS["freeze"]
-        return is_freeze and int(metadata["view"].flatten()[0]) == self.canonical_view
-
-    def is_fixed_camera(self, camera: Cameras) -> bool:
-        return self.config.anchor_canonical_camera and self.is_canonical_frame(camera)
-
-    def deltas_for_camera(self, camera: Cameras) -> Optional[Deltas]:
-        metadata = camera.metadata or {}
-        if "view" not in metadata or "video_id" not in metadata or not self.deformation_active():
             return None
         if int(metadata["video_id"].flatten()[0]) != VIDEO_IDS["freeze"]:
+            return None
+        return int(metadata["view"].flatten()[0])
+
+    def is_fixed_camera(self, camera: Cameras) -> bool:
+        return self.config.anchor_canonical_camera and self.freeze_view(camera) == self.canonical_view
+
+    def deltas_for_camera(self, camera: Cameras) -> Optional[Deltas]:
+        view = self.freeze_view(camera)
+        if view is None or not self.deformation_active():
             return None
         if not self.training and not self.config.deform_eval_frames:
             return None
         if self.training and float(torch.rand(())) < self.config.undeformed_fraction:
             return None  # this step fits the canonical Gaussians to the frame directly
-        view = int(metadata["view"].flatten()[0])
         if view == self.canonical_view:
             return None  # exactly the canonical scene (paper 3.3)
         code = self.frame_code(float(view))
