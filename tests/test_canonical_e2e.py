@@ -93,15 +93,14 @@ def test_per_frame_deformation_ablation(drifting_runs, drifting_scene):
     true scene, whole image and the moving object's region, with and without per-frame deformation in training
     (ABLATION_STEPS, screen-size split off).
 
-    Measured with / without (one thread; the canonical frame's camera fixed in pose refinement): seed 0 22.43 /
-    21.92 dB, object region 21.41 / 20.65 (+0.51 / +0.76); seed 1 23.09 / 22.10, 21.71 / 20.44 (+0.99 / +1.27).
-    In the suite (two threads, seed 0): 22.43 / 21.92, 21.41 / 20.66 (+0.51 / +0.75).
-    Before that camera was fixed the gain was larger and both runs worse: seed 0 22.14 / 21.18 (+0.96), seed 1
-    22.30 / 21.39 (+0.91); part of that gain was the field making up for cameras that drifted together. At 600
-    steps the gain was +0.04 (+0.36) and at 3000 +0.40 (+0.44) (fraction 0.3, cameras free): both runs lose quality
-    after 1500 steps, the one without deformation sooner. A field that learns nothing scores like `without`; one
-    that moves the whole scene (eq. 3 averaged at 0.1 without the undeformed steps) scored 19.1-19.8 dB at 600
-    steps."""
+    Measured with / without (one thread): seed 0 23.37 / 22.45 dB, object region 23.07 / 21.45 (+0.92 / +1.62);
+    seed 1 23.67 / 22.42, 22.67 / 20.99 (+1.25 / +1.68). Exact offsets instead of the learned field (an oracle,
+    seed 0, on the scene of before 2026-11-25) gave +1.27 (+2.33).
+    Until 2026-11-25 the drifting scene's offsets held a part that looks from the orbit like the ball at another
+    depth along the canonical camera's ray (demo_scene.py: `_without_canonical_depth_ambiguity`); no method could
+    place the canonical ball where the ground truth has it, and the gain was +0.51 / +0.99 (object region +0.75 /
+    +1.27). A field that learns nothing scores like `without`; one that moves the whole scene (eq. 3 averaged at
+    0.1 without the undeformed steps) scored 19.1-19.8 dB at 600 steps."""
     from fourreal_ns.evaluation import evaluate_ground_truth
 
     with_deformation = evaluate_ground_truth(drifting_runs["with"], drifting_scene, "canonical")
@@ -109,8 +108,8 @@ def test_per_frame_deformation_ablation(drifting_runs, drifting_scene):
     print(f"canonical vs the true scene: with deformation {with_deformation['psnr']:.2f} dB "
           f"(object region {with_deformation['object_region_psnr']:.2f}), without {without['psnr']:.2f} dB "
           f"(object region {without['object_region_psnr']:.2f})")  # fmt: skip
-    assert with_deformation["object_region_psnr"] > without["object_region_psnr"] + 0.5
-    assert with_deformation["psnr"] > without["psnr"] + 0.25
+    assert with_deformation["object_region_psnr"] > without["object_region_psnr"] + 1.0
+    assert with_deformation["psnr"] > without["psnr"] + 0.6
 
 
 def test_deformation_keeps_a_consistent_scene(with_deformation, scene):
