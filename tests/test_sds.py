@@ -87,8 +87,9 @@ def test_oracle_sds_improves_views_off_the_orbit(with_oracle_sds, canonical_run,
 
     Asserted at half resolution, where fine detail that the 150-step window does not teach weighs less than what
     it does (the seeds' spread is the same, 0.33 dB, at both resolutions). Measured (8-frame trajectories, SDS over
-    the last 150 of 600 steps, half resolution in brackets): without SDS 25.70 dB (29.70);
-    with oracle SDS 26.26 (30.45) here on two threads; on one thread, machine seeds 0-3, 26.17 / 26.41 / 26.08 /
+    the last 150 of 600 steps, half resolution in brackets): with oracle SDS 26.28 dB (30.55), without 25.86
+    (30.00), in the suite (two threads, seed 0). Before 2026-11-25 (demo_scene.py now removes the freeze offsets'
+    depth-ambiguous part): 26.26 (30.45) / 25.70 (29.70); on one thread, machine seeds 0-3, 26.17 / 26.41 / 26.08 /
     26.33 (30.35 / 30.60 / 30.28 / 30.54), so +0.58 to +0.90 dB at half resolution. Broken wirings (temporary
     patches of the oracle): its frames in reverse order 22.91 (25.07), poses read in OpenCV's convention 18.70
     (19.67). Before the oracle run was seeded as ns-train seeds, one CI run drew 25.96 at full resolution and failed
