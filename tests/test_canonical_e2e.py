@@ -94,7 +94,8 @@ def test_per_frame_deformation_ablation(drifting_runs, drifting_scene):
     (ABLATION_STEPS, screen-size split off).
 
     Measured with / without (one thread): seed 0 23.37 / 22.45 dB, object region 23.07 / 21.45 (+0.92 / +1.62);
-    seed 1 23.67 / 22.42, 22.67 / 20.99 (+1.25 / +1.68). Exact offsets instead of the learned field (an oracle,
+    seed 1 23.67 / 22.42, 22.67 / 20.99 (+1.25 / +1.68). In the suite (two threads, seed 0): 23.46 / 22.45,
+    23.21 / 21.45 (+1.01 / +1.76). Exact offsets instead of the learned field (an oracle,
     seed 0, on the scene of before 2026-11-25) gave +1.27 (+2.33).
     Until 2026-11-25 the drifting scene's offsets held a part that looks from the orbit like the ball at another
     depth along the canonical camera's ray (demo_scene.py: `_without_canonical_depth_ambiguity`); no method could
