@@ -62,6 +62,7 @@ from typing_extensions import Annotated
 
 from fourreal_ns.camera_paths import look_at
 from fourreal_ns.data.point_cloud import write_point_cloud_ply
+from fourreal_ns.data.silhouette_seeds import project_opengl
 
 # Geometry of the room and the orbit (world units; the dataparser applies no transform).
 ROOM_HALF = 2.5
@@ -575,19 +576,19 @@ def _without_canonical_depth_ambiguity(offsets: np.ndarray, poses: List[np.ndarr
     ray = ray / np.linalg.norm(ray)
     others = [k for k in range(len(poses)) if k != k_c]
 
-    def image_point(k: int, point: np.ndarray) -> np.ndarray:  # normalised image coordinates in frame k
-        local = poses[k][:3, :3].T @ (point - poses[k][:3, 3])
-        return local[:2] / -local[2]
+    def image_shift(k: int, moved: np.ndarray) -> np.ndarray:  # of the object moved to `moved`, frame k, focal 1
+        u, v, _ = project_opengl(np.stack([centre, moved]), poses[k], 1.0, 0.0, 0.0)
+        return np.array([u[1] - u[0], v[1] - v[0]])
 
     epsilon = 1e-6
-    pattern = {k: (image_point(k, centre + epsilon * ray) - image_point(k, centre)) / epsilon for k in others}
+    pattern = {k: image_shift(k, centre + epsilon * ray) / epsilon for k in others}
     ray_across = {}  # r less its part along frame k's ray to the object
     for k in others:
         sight = (centre - poses[k][:3, 3]) / np.linalg.norm(centre - poses[k][:3, 3])
         ray_across[k] = ray - np.dot(ray, sight) * sight
     removed = 0.0
     for _ in range(iterations):
-        seen = {k: image_point(k, centre + offsets[k]) - image_point(k, centre) for k in others}
+        seen = {k: image_shift(k, centre + offsets[k]) for k in others}
         shift = sum(float(pattern[k] @ seen[k]) for k in others) / sum(float(pattern[k] @ pattern[k]) for k in others)
         for k in others:
             offsets[k] -= shift * ray_across[k]
