@@ -6,7 +6,9 @@
 3. `ns-train 4real-motion` fits the motion from that run (method_configs.short_cpu_motion_schedule);
 4. both are compared with ground-truth renders of the true scene at held-out cameras (and times);
 5. `ns-render camera-path` renders an orbit at the canonical time and the paper's orbit-through-time video.
-Finished steps are kept: running it again reuses the scene and the trained runs.
+Finished steps are kept: running it again reuses the scene and the trained runs, once it has checked that the scene
+is the one this run would write (its seed and generator version); a scene whose writing was interrupted is written
+again.
 """
 
 from __future__ import annotations
@@ -39,6 +41,33 @@ def ns_command(name: str) -> str:
 def run_command(command: List[str]) -> None:
     CONSOLE.print(f"[bold]$ {' '.join(command)}")
     subprocess.run(command, check=True)
+
+
+def scene_to_reuse(scene: Path, seed: int) -> bool:
+    """Whether the demo scene in `scene` can be reused (True) or must be written (False: none there, or its writing
+    was interrupted before the ground truth). Raises SystemExit, naming the folder and the fix, for a scene that is not
+    the one `make_demo_scene(scene, seed)` writes now: another seed, or an older generator. Touches nothing on disk."""
+    from fourreal_ns.data.json_reader import read_json_object
+    from fourreal_ns.demo_scene import GENERATOR_VERSION
+
+    transforms_path = scene / "transforms.json"
+    if not transforms_path.exists():
+        return False
+    fix = (f"Pass another --output-dir, or move {scene.parent} away to start over (it holds this scene and the runs "
+           "trained on it).")
+    transforms = read_json_object(transforms_path, fix, error=SystemExit)
+    generation, block = transforms.get("generation"), transforms.get("demo_scene")
+    generation, block = (generation if isinstance(generation, dict) else {}), (block if isinstance(block, dict) else {})
+    if generation.get("source") != "fourreal demo-scene":
+        raise SystemExit(f"{transforms_path} is not a scene written by `fourreal demo-scene`. {fix}")
+    if block.get("generator_version", 1) != GENERATOR_VERSION:
+        raise SystemExit(f"{transforms_path} was written by another version of `fourreal demo-scene` (generator "
+                         f"version {block.get('generator_version', 1)}, now {GENERATOR_VERSION}): its images differ "
+                         f"from the scene this version writes, and its runs were trained on them. {fix}")
+    if generation.get("seed") != seed:
+        raise SystemExit(f"{transforms_path} is the demo scene of seed {generation.get('seed')}, and this run asks for "
+                         f"--seed {seed}. {fix}")
+    return (scene / "ground_truth" / "transforms.json").exists()
 
 
 def train(method: str, scene: Path, output_dir: Path, schedule: List[str], extra_args: List[str]) -> Path:
@@ -99,10 +128,14 @@ class Demo:
 
         started = time.time()
         scene = self.output_dir / "scene"
-        if (scene / "transforms.json").exists():
+        if scene_to_reuse(scene, self.seed):
             CONSOLE.print(f"Using the demo scene in {scene}")
         else:
-            make_demo_scene(scene, seed=self.seed)
+            interrupted = (scene / "transforms.json").exists()  # this seed's: only the scene's own files are replaced
+            try:
+                make_demo_scene(scene, seed=self.seed, overwrite=interrupted)
+            except FileExistsError as error:
+                raise SystemExit(f"fourreal demo: {error}") from None
             CONSOLE.print(f"Wrote the demo scene to {scene}")
 
         runs = self.output_dir / "runs"
