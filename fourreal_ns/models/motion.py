@@ -165,7 +165,7 @@ class FourRealMotionModel(DeformableSplatModel):
         self.register_buffer("num_frozen", torch.zeros((), dtype=torch.long))
         self.canonical_checkpoint_error: Optional[FileNotFoundError] = None
         self._neighbours: Optional[NeighbourGraph] = None
-        self._neighbours_key: Tuple[int, int] = (0, 0)
+        self._neighbours_positions: Optional[Tensor] = None  # the positions the graph was built from
         self.last_time: Optional[float] = None
         if self.has_canonical:
             self._load_canonical()
@@ -273,7 +273,8 @@ class FourRealMotionModel(DeformableSplatModel):
         if self.has_canonical and step == self.config.motion_fit_steps - 1:
             # The last motion-fit step: the growth stage starts with copies of the canonical Gaussians whose
             # gradients were high during the motion fit (D.2); the canonical ones stay frozen from here on.
-            self.strategy._update_state(self.gauss_params, self.strategy_state, self.info)
+            if self.info["means2d"].requires_grad:  # not for a frame at the canonical time: nothing moved there
+                self.strategy._update_state(self.gauss_params, self.strategy_state, self.info)
             num_canonical = self.means.shape[0]
             introduce_new_gaussians(self.gauss_params, self.optimizers, self.strategy_state,
                                     self.config.densify_grad_thresh)  # fmt: skip
@@ -289,11 +290,14 @@ class FourRealMotionModel(DeformableSplatModel):
     def neighbours(self) -> NeighbourGraph:
         """kNN over canonical positions, recomputed when the set of Gaussians has changed."""
         means = self.gauss_params["means"]
-        key = (means.shape[0], means.data_ptr())
-        if self._neighbours is None or key != self._neighbours_key:
+        built_from = self._neighbours_positions
+        # gsplat's densification and a resume replace the tensor. Holding the one the graph was built from keeps its
+        # memory from being handed to a new set of the same size (CUDA's caching allocator would), so a new
+        # address always means a new set.
+        if built_from is None or means.shape != built_from.shape or means.data_ptr() != built_from.data_ptr():
             self._neighbours = nearest_neighbours(means.detach(), self.config.num_neighbours,
                                                   self.config.neighbour_falloff)  # fmt: skip
-            self._neighbours_key = key
+            self._neighbours_positions = means.detach()
         return self._neighbours
 
     def previous_time(self, time: float) -> float:
