@@ -70,7 +70,7 @@ def test_motion_beats_the_frozen_canonical_at_heldout_cameras_and_times(motion_r
     motion = evaluate_ground_truth(motion_run, demo_scene, "dynamic")["psnr"]
     frozen = evaluate_ground_truth(canonical_run, demo_scene, "dynamic")["psnr"]
     print(f"dynamic held-out PSNR: motion {motion:.2f} dB, frozen canonical {frozen:.2f} dB")
-    # Measured 22.24-22.28 dB against 20.37 dB for the frozen canonical Gaussians (seed 0, short CPU schedules). Before
+    # Measured 22.23-22.28 dB against 20.37 dB for the frozen canonical Gaussians (seed 0, short CPU schedules). Before
     # the canonical schedule's 10x means learning rate: 21.65 against 19.60 dB; then 21.25 dB with a field that is
     # zero at t_c only, without the continuous anchor, and 20.94 dB with the paper's deformation learning rate,
     # which the short schedule raises 5x (method_configs.md).
