@@ -38,7 +38,8 @@ def motion_model(canonical_run, demo_scene):
 
 
 def training_step(model, frame, step: int) -> None:
-    """What the trainer does in one step for this model: render, losses, backward, optimiser, densification."""
+    """One training step as the trainer runs it: render, losses, backward, the Gaussians' optimisers (the field's is
+    left out: nothing here depends on it), densification."""
     model.step = step
     outputs = model.get_outputs(frame_camera(frame, frame.time))
     loss = sum(model.get_loss_dict(outputs, {"image": frame_image(frame)}).values())
