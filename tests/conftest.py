@@ -7,16 +7,27 @@ Session fixtures (built once, on first use, in a temporary folder):
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+
+def folder_hashes(folder: Path) -> Dict[str, str]:
+    """Relative path -> sha256 of every file under `folder` (new, missing and changed files all show): the tests'
+    check that nothing on disk changed."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def shared_data_file(name: str) -> Path:

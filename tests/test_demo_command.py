@@ -4,21 +4,16 @@ was interrupted (no ground truth yet) is written again. The training itself runs
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from conftest import folder_hashes
 from fourreal_ns import demo
 from fourreal_ns.demo import Demo, scene_to_reuse
 from fourreal_ns.demo_scene import GENERATOR_VERSION
-
-
-def folder_hashes(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 class StopBeforeTraining(Exception):

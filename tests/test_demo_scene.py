@@ -3,7 +3,6 @@ injected freeze-time inconsistencies, the motion of the reference video, seed po
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import folder_hashes
 from fourreal_ns.data.point_cloud import read_point_cloud_ply
 from fourreal_ns.demo_scene import (
     DemoSceneConfig,
@@ -46,11 +46,6 @@ def project(transforms: dict, pose: np.ndarray, point: np.ndarray) -> np.ndarray
     local = np.linalg.inv(pose) @ np.append(point, 1.0)
     return np.array([transforms["cx"] + transforms["fl_x"] * local[0] / -local[2],
                      transforms["cy"] - transforms["fl_y"] * local[1] / -local[2]])
-
-
-def folder_hashes(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_scene_format(scene: Path):

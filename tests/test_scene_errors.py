@@ -10,7 +10,6 @@ same message, and the scene folder is unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -22,7 +21,7 @@ import pytest
 from PIL import Image
 
 from fourreal_ns.data.scene import SceneFormatError, load_scene
-from conftest import ns_script
+from conftest import folder_hashes, ns_script
 
 # The frame every case breaks (a freeze frame that is not the canonical one).
 FRAME_INDEX = 3
@@ -41,15 +40,6 @@ def scene(pristine_scene, tmp_path) -> Path:
     copy = tmp_path / "scene"
     shutil.copytree(pristine_scene, copy)
     return copy
-
-
-def folder_hash(folder: Path) -> Dict[str, str]:
-    """Relative path -> sha256 of every file under `folder` (new, missing and changed files all show)."""
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 def read_transforms(scene: Path) -> dict:
@@ -127,7 +117,7 @@ CASES: Dict[str, tuple] = {
 def test_bad_scene_raises_clear_error_and_changes_nothing(scene: Path, case: str):
     breakage, fix_pattern = CASES[case]
     frame_file = breakage(scene)
-    before = folder_hash(scene)
+    before = folder_hashes(scene)
 
     with pytest.raises(SceneFormatError) as raised:
         load_scene(scene)
@@ -137,15 +127,15 @@ def test_bad_scene_raises_clear_error_and_changes_nothing(scene: Path, case: str
     if frame_file is not None:
         assert f"frame {FRAME_INDEX} ({frame_file})" in message, message
     assert re.search(fix_pattern, message, flags=re.DOTALL), f"no fix wording /{fix_pattern}/ in: {message}"
-    assert folder_hash(scene) == before, "load_scene changed the scene folder"
+    assert folder_hashes(scene) == before, "load_scene changed the scene folder"
 
 
 def test_intact_copy_loads(scene: Path):
     """The breakages above are the only fault: the untouched copy loads (and is not changed either)."""
-    before = folder_hash(scene)
+    before = folder_hashes(scene)
     loaded = load_scene(scene)
     assert len(loaded.frames) == len(read_transforms(scene)["frames"])
-    assert folder_hash(scene) == before
+    assert folder_hashes(scene) == before
 
 
 def test_eval_every_zero_evaluates_on_the_training_frames(scene: Path):
@@ -163,7 +153,7 @@ def test_eval_every_zero_evaluates_on_the_training_frames(scene: Path):
 
 def test_ns_train_on_broken_scene_fails_with_the_message(scene: Path, tmp_path: Path):
     frame_file = wrong_image_size(scene)
-    before = folder_hash(scene)
+    before = folder_hashes(scene)
     with pytest.raises(SceneFormatError) as raised:
         load_scene(scene)
     expected = str(raised.value)
@@ -183,4 +173,4 @@ def test_ns_train_on_broken_scene_fails_with_the_message(scene: Path, tmp_path: 
     assert "SceneFormatError" in flat, combined[-4000:]
     assert " ".join(expected.split()) in flat, f"expected message\n{expected}\nnot in output\n{combined[-4000:]}"
     assert frame_file in flat
-    assert folder_hash(scene) == before, "ns-train changed the scene folder"
+    assert folder_hashes(scene) == before, "ns-train changed the scene folder"
