@@ -136,6 +136,7 @@ def motion_trainer_config() -> TrainerConfig:
             motion_fit_steps=10000,
             growth_steps=5000,
             growth_cull_alpha_thresh=1e-2,
+            time_curriculum=0.5,
             static_warmup_steps=3000,
             anchor_canonical_time=True,
             densify_grad_thresh=2e-4,

@@ -1,7 +1,8 @@
 """FourRealPipeline: nerfstudio's VanillaPipeline plus what the 4Real stages need from the training loop.
 
 - Before each training step it tells the datamanager which videos the model's current stage trains on
-  (`model.training_videos(step)`; paper C.2: reference frames first, every frame in the joint fine-tune).
+  (`model.training_videos(step)`; paper C.2: reference frames first, every frame in the joint fine-tune) and
+  within which time of t_c (`model.training_time_window(step)`: the motion fit's time curriculum).
 - Inside the model's SDS windows it adds the video score distillation term to the loss (paper 3.3 eqs. 4-6, 3.4,
   D.1; guidance/): it renders a 16-frame trajectory (guidance/trajectories.py), shows it to the video model
   (guidance/sds.py) and pulls the renders towards the model's denoised frames. The model says which kind of SDS a
@@ -64,7 +65,7 @@ class FourRealPipeline(VanillaPipeline):
         training_videos = getattr(self.model, "training_videos", None)
         use_videos = getattr(self.datamanager, "use_videos", None)
         if training_videos is not None and use_videos is not None:
-            use_videos(training_videos(step))
+            use_videos(training_videos(step), self.model.training_time_window(step))
         model_outputs, loss_dict, metrics_dict = super().get_train_loss_dict(step)
         kind = self.model.sds_kind(step) if hasattr(self.model, "sds_kind") else None
         if kind is not None and self.config.guidance.enabled:

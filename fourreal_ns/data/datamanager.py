@@ -2,7 +2,8 @@
 
 `FreezeTimeDataManager` (stage 1) serves the freeze-time video; `ReferenceVideoDataManager` (stage 2) serves the
 reference video first and every video later: the pipeline tells it which videos the model's current stage trains
-on (`use_videos`), and it draws only frames of those.
+on and, during the motion fit's time curriculum, how far from the canonical time (`use_videos`), and it draws only
+frames of those.
 
 Both are nerfstudio's FullImageDatamanager with what stage 1 (paper 3.3) needs:
 - each camera it yields carries its frame's `view` and `video_id` (from the dataparser) and `cam_idx`, so the
@@ -83,13 +84,15 @@ class ReferenceVideoDataManager(FreezeTimeDataManager):
 
     config: ReferenceVideoDataManagerConfig
     _videos: Optional[frozenset] = None  # None: every video
+    _time_window: Optional[float] = None  # None: every time
 
-    def use_videos(self, videos: Optional[Sequence[str]]) -> None:
-        """Draw only frames of these videos from now on (None: every video). Starts a new epoch when it changes."""
+    def use_videos(self, videos: Optional[Sequence[str]], time_window: Optional[float] = None) -> None:
+        """Draw only frames of these videos (None: every video) whose time is within `time_window` of the canonical
+        time (None: any) from now on. Starts a new epoch when either changes."""
         wanted = None if videos is None else frozenset(VIDEO_IDS[video] for video in videos)
-        if wanted == self._videos:
+        if wanted == self._videos and time_window == self._time_window:
             return
-        self._videos = wanted
+        self._videos, self._time_window = wanted, time_window
         if not self.sample_train_cameras():
             available = sorted({name for name, i in VIDEO_IDS.items() if i in set(self._video_ids())})
             raise ValueError(
@@ -102,9 +105,12 @@ class ReferenceVideoDataManager(FreezeTimeDataManager):
         return self.train_dataset.cameras.metadata["video_id"].flatten().tolist()
 
     def sample_train_cameras(self):
-        """nerfstudio's epoch of shuffled training indices, restricted to the current videos."""
+        """nerfstudio's epoch of shuffled training indices, restricted to the current videos and time window."""
         indices = super().sample_train_cameras()
-        if self._videos is None:
-            return indices
-        video_ids = self._video_ids()
-        return [index for index in indices if video_ids[index] in self._videos]
+        if self._videos is not None:
+            video_ids = self._video_ids()
+            indices = [index for index in indices if video_ids[index] in self._videos]
+        if self._time_window is not None:
+            offsets = (self.train_dataset.cameras.times.flatten() - self.canonical_time).abs().tolist()
+            indices = [index for index in indices if offsets[index] <= self._time_window + 1e-6]
+        return indices

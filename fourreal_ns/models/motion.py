@@ -10,7 +10,9 @@ Two ways to start:
 - from a 4real-canonical run (`canonical_checkpoint`; the paper's pipeline). The Gaussians are loaded inside
   `populate_modules`, before the optimisers exist, and the schedule of appendix C.2 runs (steps counted from the
   start of this stage):
-    motion fit    [0, motion_fit_steps)              reference frames, Gaussians frozen, only w_t learns;
+    motion fit    [0, motion_fit_steps)              reference frames, Gaussians frozen, only w_t learns; over
+                                                     its first `time_curriculum` the frames drawn widen from
+                                                     t_c's neighbours to the whole video (ours);
     growth        [.., + growth_steps)               reference frames, canonical Gaussians frozen, new ones are
                                                      introduced and densified (growth.py, D.2, E.2);
     joint         [.., max steps)                    every frame, every parameter;
@@ -24,6 +26,7 @@ its time slider) sees the canonical time.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Type
@@ -69,6 +72,11 @@ class FourRealMotionModelConfig(DeformableSplatModelConfig):
     """Opacity threshold for pruning during growth, tau_alpha (appendix E.2)."""
     static_warmup_steps: int = 3000
     """Without a canonical run: steps training the Gaussians alone before the motion starts."""
+    time_curriculum: float = 0.5
+    """With a canonical run: over this fraction of the motion fit, the frames drawn widen from t_c's neighbours to
+    the whole video (0: every frame from the start, as the paper). A frame is drawn once its time is within the
+    window around t_c, so the field follows a moving object frame by frame, where its render still overlaps the
+    image, instead of meeting its far-away positions first (ours; method_configs.md)."""
     anchor_canonical_time: bool = True
     """w_t is exactly zero at the canonical time (3.4: the motion starts from the canonical Gaussians at t_c).
     False, only without a canonical run: the field is free at every time and the Gaussians are a latent canonical
@@ -142,6 +150,16 @@ def load_canonical_gaussians(path: Path) -> Dict[str, Tensor]:
     return {name: pipeline_state[f"_model.gauss_params.{name}"].float() for name in GAUSSIAN_NAMES}
 
 
+def curriculum_time_window(step: int, ramp_steps: float, canonical_time: float, frame_step: float) -> Optional[float]:
+    """The time curriculum of the motion fit (`time_curriculum`): the largest |t - t_c| drawn at `step`, widening in
+    whole frames from t_c's neighbours at step 0 to the farthest time of [0, 1] at `ramp_steps`; None from then on
+    (and for ramp_steps <= 0): every time."""
+    if ramp_steps <= 0 or step >= ramp_steps:
+        return None
+    farthest = max(canonical_time, 1.0 - canonical_time)
+    return frame_step * math.ceil(farthest * (step + 1) / ramp_steps / frame_step - 1e-9)
+
+
 class FourRealMotionModel(DeformableSplatModel):
     """Splatfacto + the temporal deformation of 4Real's stage 2."""
 
@@ -154,6 +172,11 @@ class FourRealMotionModel(DeformableSplatModel):
             raise ValueError(
                 "--pipeline.model.anchor-canonical-time False needs training from scratch: the Gaussians of "
                 f"{OPTION} are the scene at the canonical time, so the motion must be zero there."
+            )
+        if not 0.0 <= self.config.time_curriculum <= 1.0:
+            raise ValueError(
+                f"--pipeline.model.time-curriculum {self.config.time_curriculum:g}: give the fraction of the motion fit "
+                "over which the frames drawn widen to the whole video, in [0, 1] (0 turns the curriculum off)."
             )
         super().populate_modules()
         metadata = self.kwargs.get("metadata", {}) or {}
@@ -217,6 +240,13 @@ class FourRealMotionModel(DeformableSplatModel):
         """Which videos the datamanager draws from at `step` (None: all); read by FourRealPipeline."""
         # 4Real-Video grid frames are reference frames seen from several cameras: they fit the motion too.
         return ("reference", "grid") if self.stage(step) in ("motion-fit", "growth") else None
+
+    def training_time_window(self, step: int) -> Optional[float]:
+        """The largest |t - t_c| of the frames drawn at `step` (None: every time); read by FourRealPipeline."""
+        if self.stage(step) != "motion-fit":
+            return None
+        ramp_steps = self.config.time_curriculum * self.config.motion_fit_steps
+        return curriculum_time_window(step, ramp_steps, self.canonical_time, self.reference_time_step or 1.0 / 16)
 
     def in_sds_window(self, step: int) -> bool:
         return self.config.sds_start_step <= step < self.config.sds_end_step
