@@ -71,9 +71,10 @@ def test_motion_beats_the_frozen_canonical_at_heldout_cameras_and_times(motion_r
     frozen = evaluate_ground_truth(canonical_run, demo_scene, "dynamic")["psnr"]
     print(f"dynamic held-out PSNR: motion {motion:.2f} dB, frozen canonical {frozen:.2f} dB")
     # Measured 23.38 dB against 20.37 dB for the frozen canonical Gaussians (seed 0, short CPU schedules; 23.30 and
-    # 23.41 in runs without the pause, machine seeds 0 and 1). Without the motion fit's time curriculum 22.20-22.41 dB; before the canonical schedule's 10x means learning rate 21.65
-    # against 19.60 dB; then 21.25 dB with a field that is zero at t_c only, without the continuous anchor, and
-    # 20.94 dB with the paper's deformation learning rate, which the short schedule raises 5x (method_configs.md).
+    # 23.41 in runs without the pause, machine seeds 0 and 1). Without the motion fit's time curriculum 22.20-22.41
+    # dB; before the canonical schedule's 10x means learning rate 21.65 against 19.60 dB; then 21.25 dB with a field
+    # that is zero at t_c only, without the continuous anchor, and 20.94 dB with the paper's deformation learning
+    # rate, which the short schedule raises 5x (method_configs.md).
     assert motion > 22.7
     assert motion - frozen > 2.3
 

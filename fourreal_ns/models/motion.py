@@ -175,8 +175,8 @@ class FourRealMotionModel(DeformableSplatModel):
             )
         if not 0.0 <= self.config.time_curriculum <= 1.0:
             raise ValueError(
-                f"--pipeline.model.time-curriculum {self.config.time_curriculum:g}: give the fraction of the motion fit "
-                "over which the frames drawn widen to the whole video, in [0, 1] (0 turns the curriculum off)."
+                f"--pipeline.model.time-curriculum {self.config.time_curriculum:g}: give the fraction of the motion "
+                "fit over which the frames drawn widen to the whole video, in [0, 1] (0 turns the curriculum off)."
             )
         super().populate_modules()
         metadata = self.kwargs.get("metadata", {}) or {}
