@@ -7,6 +7,7 @@ pause and at the last growth step (GROWTH_END - 1).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +123,7 @@ def test_renders_differ_between_times_and_canonical_time_is_undeformed(motion_ru
     assert moved.median() < 0.02
 
 
-def test_the_canonical_ball_follows_the_true_ball(motion_run):
+def test_the_canonical_ball_follows_the_true_ball(motion_run, demo_scene):
     """The Gaussians of the canonical ball (within its radius of the true centre at t_c) are carried along with the
     true ball: their opacity-weighted centre against the true centre at four times. Without the motion fit's time
     curriculum the field never learns the ball's far positions (method_configs.md, `time-curriculum`)."""
@@ -130,7 +131,7 @@ def test_the_canonical_ball_follows_the_true_ball(motion_run):
     from fourreal_ns.evaluation import load_pipeline
 
     model = load_pipeline(motion_run).model
-    world = demo_world(0)  # the true scene of the session's demo scene (seed 0)
+    world = demo_world(json.loads((demo_scene / "transforms.json").read_text())["generation"]["seed"])  # its truth
     start = world.object_center(model.canonical_time)
     ball = np.linalg.norm(model.means.detach().numpy() - start, axis=-1) < world.ball_radius
     opacity = torch.sigmoid(model.opacities.detach()).numpy().ravel()[ball]

@@ -181,7 +181,8 @@ class FourRealMotionModel(DeformableSplatModel):
         super().populate_modules()
         metadata = self.kwargs.get("metadata", {}) or {}
         self.canonical_time = float(metadata.get("canonical", {}).get("time", 0.0))
-        self.reference_time_step = float(metadata.get("reference_time_step", 0.0)) or None
+        # The time between reference frames (1 / 16 where a scene has a single time): eqs. 8-12's t - 1, the curriculum.
+        self.reference_time_step = float(metadata.get("reference_time_step", 0.0)) or 1.0 / 16
         anchor = self.canonical_time if self.config.anchor_canonical_time else None
         self.temporal_deformation: DeformationField = self.config.deformation.setup(canonical_code=anchor)
         # How many leading Gaussians are frozen (growth.py); a buffer so that a resumed run keeps it.
@@ -246,7 +247,7 @@ class FourRealMotionModel(DeformableSplatModel):
         if self.stage(step) != "motion-fit":
             return None
         ramp_steps = self.config.time_curriculum * self.config.motion_fit_steps
-        return curriculum_time_window(step, ramp_steps, self.canonical_time, self.reference_time_step or 1.0 / 16)
+        return curriculum_time_window(step, ramp_steps, self.canonical_time, self.reference_time_step)
 
     def in_sds_window(self, step: int) -> bool:
         return self.config.sds_start_step <= step < self.config.sds_end_step
@@ -332,7 +333,7 @@ class FourRealMotionModel(DeformableSplatModel):
 
     def previous_time(self, time: float) -> float:
         """t - 1 of eqs. 8, 10 and 12: one reference frame earlier (later when that would be before 0)."""
-        step = self.config.regularizer_time_step or self.reference_time_step or 1.0 / 16
+        step = self.config.regularizer_time_step or self.reference_time_step
         return time - step if time - step >= 0.0 else time + step
 
     def regularizer_losses(self, deltas: Deltas, time: float) -> Dict[str, Tensor]:
