@@ -5,7 +5,8 @@ Per camera it gives nerfstudio what 4Real needs beyond poses and images:
 - `metadata["view"]` and `metadata["video_id"]` ([N, 1] long tensors): which freeze-time frame (the per-frame
   deformation's code, paper 3.3) or which grid view a camera is, and which video it belongs to.
 The dataparser's own metadata carries the seed points (`points3D_xyz`, `points3D_rgb`, which VanillaPipeline
-hands to the model), the `canonical` block, `num_freeze_views` and the `generation` settings.
+hands to the model), the `canonical` block, `num_freeze_views`, the `generation` settings and `static` (a scene
+without a reference video or grid: nothing in it moves).
 
 Held-out frames: a frame's own `split` key wins (imported datasets); otherwise every `eval_every`-th frame of
 each video (counted along the orbit for freeze frames, in time for the others), never the canonical frames. With
@@ -128,6 +129,7 @@ class FourRealDataParser(DataParser):
             "num_freeze_views": scene.num_freeze_views,
             "generation": dict(scene.generation),
             "scene": str(scene.folder),
+            "static": scene.is_static,
             "reference_time_step": reference_time_step(scene),
         }
         all_centres = np.stack([frame.transform_matrix[:3, 3] for frame in scene.frames]) * scale

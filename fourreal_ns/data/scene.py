@@ -55,6 +55,8 @@ class SceneFrame:
     distortion: Tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     """k1, k2, p1, p2 (OPENCV)."""
     split: Optional[str] = None
+    clip: Optional[str] = None
+    """Which input clip the frame came from (scenes made from several clips of one frozen moment)."""
 
 
 @dataclass
@@ -63,13 +65,19 @@ class Scene:
     transforms_path: Path
     frames: List[SceneFrame]
     canonical: Dict[str, float]
-    """{"time": t_c, "freeze_frame": k_c, "reference_frame": j_c} (k_c, j_c as ints)."""
+    """{"time": t_c, "freeze_frame": k_c, "reference_frame": j_c} (k_c an int; j_c an int, or None in a static
+    scene, which has no reference video)."""
     ply_path: Optional[Path] = None
     generation: Dict[str, object] = field(default_factory=dict)
 
     def frames_of(self, video: str) -> List[SceneFrame]:
         frames = [frame for frame in self.frames if frame.video == video]
         return sorted(frames, key=lambda f: (f.time, f.view) if video != "freeze" else (f.view, f.time))
+
+    @property
+    def is_static(self) -> bool:
+        """A scene without a reference video or grid (a freeze-time or orbit video alone): nothing moves in it."""
+        return not any(frame.video in ("reference", "grid") for frame in self.frames)
 
     @property
     def num_freeze_views(self) -> int:
@@ -141,11 +149,14 @@ def _parse_frame(raw: dict, index: int, defaults: dict, folder: Path, path: Path
     split = raw.get("split")
     if split is not None and split not in SPLITS:
         raise SceneFormatError(f"{path}: {where} has `split` = {split!r}; use one of {', '.join(SPLITS)}.")
+    clip = raw.get("clip")
+    if clip is not None and not isinstance(clip, str):
+        raise SceneFormatError(f"{path}: {where} has `clip` = {clip!r}; it must be the clip's name (a string).")
     frame = SceneFrame(
         index=index, file_path=str(raw["file_path"]), image_path=folder / str(raw["file_path"]), video=video,
         time=time, view=int(view), transform_matrix=pose, fl_x=intrinsics["fl_x"], fl_y=intrinsics["fl_y"],
         cx=intrinsics["cx"], cy=intrinsics["cy"], width=int(intrinsics["w"]), height=int(intrinsics["h"]),
-        camera_model=camera_model, distortion=distortion, split=split,
+        camera_model=camera_model, distortion=distortion, split=split, clip=clip,
     )  # fmt: skip
     if check_images:
         _check_image(frame, path, where)
@@ -185,16 +196,27 @@ def _parse_canonical(content: dict, frames: List[SceneFrame], path: Path) -> Dic
         raise SceneFormatError(f"{path}: the `canonical` block lacks {', '.join(missing)}; for example {example}.")
     time = _number(canonical["time"], path, "the canonical block", "time", "Give t_c in [0, 1].")
     freeze_frame, reference_frame = canonical["freeze_frame"], canonical["reference_frame"]
+    moving = [frame for frame in frames if frame.video in ("reference", "grid")]
+    if reference_frame is None and moving:
+        raise SceneFormatError(
+            f"{path}: canonical `reference_frame` is null, which marks a static scene (no reference video), but "
+            f"{len(moving)} frames are {moving[0].video} frames ({moving[0].file_path}, ...). Give the index of the "
+            "reference frame the freeze-time video was conditioned on, or remove those frames."
+        )
     for key, value in (("freeze_frame", freeze_frame), ("reference_frame", reference_frame)):
+        if value is None and key == "reference_frame":
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise SceneFormatError(f"{path}: canonical `{key}` = {value!r}; it must be an integer >= 0.")
+            raise SceneFormatError(f"{path}: canonical `{key}` = {value!r}; it must be an integer >= 0"
+                                   + (" (or null in a static scene)." if key == "reference_frame" else "."))
     freeze_views = [frame.view for frame in frames if frame.video == "freeze"]
     if freeze_views and freeze_frame not in freeze_views:
         raise SceneFormatError(
             f"{path}: canonical `freeze_frame` = {freeze_frame} but no freeze frame has that `view` "
             f"(views {min(freeze_views)}..{max(freeze_views)}). Set it to the view that shows the reference frame."
         )
-    return {"time": time, "freeze_frame": int(freeze_frame), "reference_frame": int(reference_frame)}
+    return {"time": time, "freeze_frame": int(freeze_frame),
+            "reference_frame": None if reference_frame is None else int(reference_frame)}
 
 
 def _check_unique_freeze_views(frames: List[SceneFrame], path: Path) -> None:

@@ -33,6 +33,7 @@ from torch.nn import Parameter
 from nerfstudio.cameras.cameras import Cameras
 
 from fourreal_ns.data.scene import VIDEO_IDS
+from fourreal_ns.models.appearance import FrameAppearance
 from fourreal_ns.models.deformation import DeformationField, DeformationFieldConfig, Deltas
 from fourreal_ns.models.regularizers import small_motion_loss
 from fourreal_ns.models.splats import DeformableSplatModel, DeformableSplatModelConfig
@@ -72,6 +73,10 @@ class FourRealCanonicalModelConfig(DeformableSplatModelConfig):
     deform_eval_frames: bool = True
     """Render held-out freeze-time frames with their per-frame deformation (as the video shows them); False renders
     them canonical."""
+    appearance_correction: bool = False
+    """A per-frame affine colour transform of the freeze frames' renders, learned in training (ours; appearance.py):
+    generated videos flicker in exposure and colour. Held-out frames use the transform interpolated from their
+    neighbours, the viewer and ns-render the canonical appearance."""
 
 
 class FourRealCanonicalModel(DeformableSplatModel):
@@ -88,6 +93,9 @@ class FourRealCanonicalModel(DeformableSplatModel):
         self.deformation: DeformationField = self.config.deformation.setup(
             canonical_code=self.frame_code(self.canonical_view)
         )
+        self.appearance: Optional[FrameAppearance] = None
+        if self.config.appearance_correction:
+            self.appearance = FrameAppearance(self.num_freeze_views, self.canonical_view)
 
     def frame_code(self, view):
         """The per-frame code of freeze frame `view`: its position along the orbit in [0, 1]."""
@@ -136,6 +144,13 @@ class FourRealCanonicalModel(DeformableSplatModel):
         # Like Deformable 3DGS, the field reads the canonical positions without moving them.
         return self.deformation(self.means.detach(), code)
 
+    def get_outputs(self, camera: Cameras):
+        outputs = super().get_outputs(camera)
+        view = self.freeze_view(camera) if isinstance(camera, Cameras) else None
+        if self.appearance is not None and view is not None and outputs and not self._guidance_render:
+            outputs["rgb"] = self.appearance(outputs["rgb"], view, self.training).clamp(0.0, 1.0)
+        return outputs
+
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
         if self.training and self.last_deltas is not None:
@@ -146,4 +161,6 @@ class FourRealCanonicalModel(DeformableSplatModel):
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         groups = super().get_param_groups()
         groups["deformation"] = list(self.deformation.parameters())
+        if self.appearance is not None:
+            groups["appearance"] = list(self.appearance.parameters())
         return groups

@@ -160,6 +160,18 @@ def curriculum_time_window(step: int, ramp_steps: float, canonical_time: float, 
     return frame_step * math.ceil(farthest * (step + 1) / ramp_steps / frame_step - 1e-9)
 
 
+class StaticSceneError(ValueError):
+    """4real-motion asked to train a scene in which nothing moves."""
+
+    def __init__(self, scene: str) -> None:
+        super().__init__(
+            f"{scene} is a static scene (a freeze-time or orbit video alone, no reference video): 4real-motion has "
+            f"nothing to animate. Train it with `ns-train 4real-canonical --data {scene}` and look at that run, or "
+            "make a scene with a reference video: `fourreal process --freeze FREEZE --reference REFERENCE --out "
+            "SCENE`."
+        )
+
+
 class FourRealMotionModel(DeformableSplatModel):
     """Splatfacto + the temporal deformation of 4Real's stage 2."""
 
@@ -178,8 +190,10 @@ class FourRealMotionModel(DeformableSplatModel):
                 f"--pipeline.model.time-curriculum {self.config.time_curriculum:g}: give the fraction of the motion "
                 "fit over which the frames drawn widen to the whole video, in [0, 1] (0 turns the curriculum off)."
             )
-        super().populate_modules()
         metadata = self.kwargs.get("metadata", {}) or {}
+        if metadata.get("static"):
+            raise StaticSceneError(metadata.get("scene", "the scene"))
+        super().populate_modules()
         self.canonical_time = float(metadata.get("canonical", {}).get("time", 0.0))
         # The time between reference frames (1 / 16 where a scene has a single time): eqs. 8-12's t - 1, the curriculum.
         self.reference_time_step = float(metadata.get("reference_time_step", 0.0)) or 1.0 / 16
@@ -299,6 +313,9 @@ class FourRealMotionModel(DeformableSplatModel):
             frozen = int(self.num_frozen)
             return {name: torch.cat([value[:frozen].detach(), value[frozen:]]) for name, value in gaussians.items()}
         return gaussians
+
+    def num_frozen_gaussians(self) -> int:
+        return int(self.num_frozen)
 
     def step_post_backward(self, step: int) -> None:
         if self.has_canonical and step == self.config.motion_fit_steps - 1:
