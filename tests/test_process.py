@@ -167,7 +167,7 @@ def test_sfm_recovers_the_true_cameras(processed):
     assert content["fl_x"] == content["fl_y"] and (content["w"], content["h"]) == (WIDTH, HEIGHT)
 
 
-def test_written_scene_follows_the_scene_format(processed):
+def test_written_scene_follows_the_scene_format(processed, frames):
     from fourreal_ns.data.dataparser import FourRealDataParserConfig
     from fourreal_ns.data.scene import load_points, load_scene
 
@@ -192,7 +192,9 @@ def test_written_scene_follows_the_scene_format(processed):
     assert up[1] / np.linalg.norm(up) > 0.999
     # The right frame order: image k is the true render of orbit camera k (natural sort of frame_2 < frame_10).
     assert Image.open(out / "images/freeze/00010.png").tobytes() == Image.open(
-        Path(json.loads((out / "transforms.json").read_text())["process"]["inputs"][0]) / "frame_10.png").tobytes()
+        frames / "freeze" / "frame_10.png").tobytes()
+    # The inputs are recorded by name, never by a path of this machine.
+    assert json.loads((out / "transforms.json").read_text())["process"]["inputs"] == ["freeze", "reference"]
     points, colours = load_points(scene.ply_path)
     assert scene.ply_path.name == "seed_points.ply" and len(points) > 200
     assert np.linalg.norm(points, axis=1).max() < 10.0
@@ -358,7 +360,8 @@ def test_sfm_failure_is_explained(tmp_path, output_folder, kind, cause):
 
 def test_argument_errors(tmp_path, output_folder):
     frames = write_frames(tmp_path / "freeze", 8)
-    expect_failure(["--freeze", frames, "--out", output_folder], output_folder, "--reference is missing")
+    expect_failure(["--reference", frames, "--out", output_folder], output_folder, "alone, with a static reference "
+                   "camera (the default), cannot be posed", "--no-static-reference")
     expect_failure(["--freeze", frames, "--reference", frames], output_folder, "--out SCENE is required")
     expect_failure(["--grid", frames, "--freeze", frames, "--reference", frames, "--out", output_folder],
                    output_folder, "Give only one input")
@@ -374,15 +377,15 @@ def test_argument_errors(tmp_path, output_folder):
 def test_registration_checks():
     """The canonical freeze frame must register; so must --min-registered-fraction of the freeze frames."""
     from fourreal_ns.process import ProcessError
-    from fourreal_ns.process.command import Plan, PlannedFrame, _check_registration
+    from fourreal_ns.process.plan import Plan, PlannedFrame, check_registration
 
     names = [f"images/freeze/{k:05d}.png" for k in range(10)]
     plan = Plan(root=Path("."), frames=[PlannedFrame(n, "freeze", 0.0, k, k, n) for k, n in enumerate(names)]
                 + [PlannedFrame("images/reference/00000.png", "reference", 0.0, 0, 0, names[5])],
                 sfm_names=names, canonical={"time": 0.0, "freeze_frame": 5, "reference_frame": 0}, generation={})
     pose = np.eye(4)
-    _check_registration(plan, {n: pose for n in names[:8]}, 0.8)
+    check_registration(plan, {n: pose for n in names[:8]}, 0.8)
     with pytest.raises(ProcessError, match="canonical freeze frame .*00005.png"):
-        _check_registration(plan, {n: pose for n in names if n != names[5]}, 0.5)
+        check_registration(plan, {n: pose for n in names if n != names[5]}, 0.5)
     with pytest.raises(ProcessError, match=r"7 of 10 freeze frames \(70% < --min-registered-fraction 80%\)"):
-        _check_registration(plan, {n: pose for n in names[:7]}, 0.8)
+        check_registration(plan, {n: pose for n in names[:7]}, 0.8)

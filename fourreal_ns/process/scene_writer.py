@@ -11,7 +11,8 @@ Conventions:
   `MAX_POINT_ERROR` pixels or farther than `MAX_POINT_DISTANCE` x radius from the centre (stray matches), as a binary
   PLY with x, y, z float and red, green, blue uchar (the layout `fourreal demo-scene` writes);
 - `transforms.json` is written last and atomically (a temporary file, then `os.replace`), so a folder with a
-  transforms.json is always a complete scene; images are moved into place just before it.
+  transforms.json is always a complete scene; images (and their full-resolution copies in images_full/) are moved
+  into place just before it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
@@ -103,9 +104,17 @@ def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
     write_point_cloud_ply(path, points, colours, "fourreal process: sparse SfM points")
 
 
-def frame_entry(file_path: str, camera_to_world: np.ndarray, video: str, time: float, view: int) -> dict:
-    return {"file_path": file_path, "transform_matrix": [[float(x) for x in row] for row in camera_to_world],
-            "video": video, "time": float(time), "view": int(view)}
+def frame_entry(file_path: str, camera_to_world: np.ndarray, video: str, time: float, view: int,
+                clip: Optional[str] = None, source_frame: Optional[int] = None) -> dict:
+    """One frame of transforms.json; `clip` (the input clip's file name) and `source_frame` (the frame's index in
+    that clip) only where known."""
+    entry = {"file_path": file_path, "transform_matrix": [[float(x) for x in row] for row in camera_to_world],
+             "video": video, "time": float(time), "view": int(view)}
+    if clip is not None:
+        entry["clip"] = clip
+    if source_frame is not None:
+        entry["source_frame"] = int(source_frame)
+    return entry
 
 
 def transforms_content(intrinsics: Dict[str, float], frames: List[dict], canonical: dict, generation: dict,
