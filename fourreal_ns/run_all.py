@@ -11,9 +11,14 @@ Each step is skipped when its output exists (the generation resumes part by part
 after an interruption continues where it stopped. One rich progress view shows a row per step; the output of the
 nerfstudio commands goes to DIR/logs/STEP.log (its tail is shown when a step fails).
 
+Your own footage instead of a prompt: `fourreal run --freeze VIDEO [VIDEO ...] --out DIR` poses the freeze-time or
+orbit video(s) (`fourreal process --freeze`, with `--num-frames` / `--max-size`), trains `4real-canonical` on the
+static scene, skips the motion stage (nothing moves) and renders an orbit video, DIR/orbit.mp4.
+
 Training schedules: `--schedule paper` (the method defaults, with the SDS guidance using the generation's video
-model) or `--schedule short-cpu` (method_configs.short_cpu_schedule / short_cpu_motion_schedule: minutes on a CPU,
-no SDS), with `--steps` / `--motion-steps`.
+model), `--schedule small` (the `4real-canonical-small` / `4real-motion-small` presets: small scenes in minutes on a
+CPU, SDS on CUDA only) or `--schedule short-cpu` (method_configs.short_cpu_schedule / short_cpu_motion_schedule,
+the tests' schedule, no SDS), with `--steps` / `--motion-steps`.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Literal, Optional
+from typing import Callable, List, Literal, Optional, Tuple
 
 import tyro
 from rich.console import Console
@@ -80,14 +85,19 @@ def train_stage(method: str, scene: Path, runs: Path, arguments: List[str], log:
     return run_folder(runs, method) / "config.yml"
 
 
+def method_name(schedule: str, stage: str) -> str:
+    """The ns-train method of a stage: 4real-canonical / 4real-motion, or their -small presets."""
+    return f"4real-{stage}" + ("-small" if schedule == "small" else "")
+
+
 def schedule_arguments(schedule: str, stage: str, steps: Optional[int]) -> List[str]:
     """ns-train options of a schedule for the canonical or motion stage."""
     from fourreal_ns.method_configs import short_cpu_motion_schedule, short_cpu_schedule
 
-    if schedule == "paper":
+    if schedule in ("paper", "small"):
         if steps is not None:
-            raise ValueError("--steps / --motion-steps shorten the short-cpu schedule; the paper schedule has fixed "
-                             "stage lengths (use --schedule short-cpu, or ns-train directly).")
+            raise ValueError(f"--steps / --motion-steps shorten the short-cpu schedule; the {schedule} schedule has "
+                             "fixed stage lengths (use --schedule short-cpu, or ns-train directly).")
         return []
     if stage == "canonical":
         steps = 600 if steps is None else steps
@@ -100,14 +110,22 @@ class RunAll:
     """Text to 4D scene: generate the videos, pose them, train the canonical and motion stages and render the
     orbit-through-time video (4Real, sections 3.2-3.4). Finished steps are kept: run again to continue."""
 
-    prompt: str
-    """What the scene shows, e.g. 'a panda playing guitar in a kitchen'."""
-    out: Path
-    """Folder for everything: scene/, runs/, logs/, orbit_through_time.mp4."""
+    prompt: Optional[str] = None
+    """What the scene shows, e.g. 'a panda playing guitar in a kitchen' (or give --freeze)."""
+    out: Path = Path("fourreal_run")
+    """Folder for everything: scene/, runs/, logs/, orbit_through_time.mp4 (orbit.mp4 for --freeze)."""
+    freeze: Tuple[Path, ...] = ()
+    """Your own freeze-time or orbit video(s) (files or frame folders) instead of a prompt: a static scene, trained by
+    the canonical stage and shown by an orbit video."""
+    num_frames: Optional[int] = None
+    """--freeze: frames taken from each video, evenly spread (`fourreal process --num-frames`; default all)."""
+    max_size: Optional[int] = None
+    """--freeze: longer image side in pixels after extraction (`fourreal process --max-size`; default as is)."""
     poses: Literal["sfm", "nominal"] = "sfm"
     """Camera poses: sfm (`fourreal process`, pycolmap) or nominal (the trajectory the generator was asked for)."""
-    schedule: Literal["paper", "short-cpu"] = "paper"
-    """Training schedule: paper (method defaults, with video SDS) or short-cpu (minutes on a CPU, no SDS)."""
+    schedule: Literal["paper", "small", "short-cpu"] = "paper"
+    """Training schedule: paper (method defaults, with video SDS), small (the 4real-*-small presets for small scenes:
+    minutes on a CPU) or short-cpu (the tests' schedule, no SDS)."""
     steps: Optional[int] = None
     """Canonical-stage iterations of the short-cpu schedule (default 600)."""
     motion_steps: Optional[int] = None
@@ -128,12 +146,25 @@ class RunAll:
         return self.out / "runs"
 
     @property
+    def static(self) -> bool:
+        """Your own freeze-time video: nothing moves, no motion stage."""
+        return bool(self.freeze)
+
+    @property
     def video(self) -> Path:
-        return self.out / "orbit_through_time.mp4"
+        return self.out / ("orbit.mp4" if self.static else "orbit_through_time.mp4")
+
+    def run_of(self, stage: str) -> Path:
+        return run_folder(self.runs, method_name(self.schedule, stage))
+
+    @property
+    def final_run(self) -> Path:
+        return self.run_of("canonical" if self.static else "motion")
 
     def _guidance_arguments(self) -> List[str]:
-        """The paper schedule's SDS uses the video model that generated the scene."""
-        if self.schedule != "paper":
+        """The SDS of the paper schedule (and of the small presets, on CUDA) uses the video model that generated the
+        scene."""
+        if self.schedule == "short-cpu":
             return []
         arguments = ["--pipeline.guidance.backend", self.generation.backend]
         if self.generation.model_id:
@@ -146,6 +177,10 @@ class RunAll:
 
         if self.out.exists() and not self.out.is_dir():
             raise SystemExit(f"fourreal run: --out {self.out} is a file; give a folder.")
+        if (self.prompt is None) == (not self.freeze):
+            raise SystemExit("fourreal run: give either --prompt TEXT (generate the videos) or --freeze VIDEO "
+                             "[VIDEO ...] (your own freeze-time or orbit video), not " +
+                             ("both." if self.prompt is not None else "neither."))
         try:
             schedule_arguments(self.schedule, "canonical", self.steps)
             schedule_arguments(self.schedule, "motion", self.motion_steps)
@@ -178,10 +213,10 @@ class RunAll:
                 progress.stop_task(rows[name])
         CONSOLE.rule("fourreal run: done")
         CONSOLE.print(f"scene:   {self.scene}")
-        CONSOLE.print(f"runs:    {run_folder(self.runs, '4real-canonical')}\n         "
-                      f"{run_folder(self.runs, '4real-motion')}")
+        CONSOLE.print(f"runs:    {self.run_of('canonical')}" + ("" if self.static else f"\n         "
+                                                                    f"{self.run_of('motion')}"))
         CONSOLE.print(f"video:   {self.video}")
-        CONSOLE.print(f"look around: ns-viewer --load-config {run_folder(self.runs, '4real-motion') / 'config.yml'}")
+        CONSOLE.print(f"look around: ns-viewer --load-config {self.final_run / 'config.yml'}")
         CONSOLE.print(f"took {time.time() - started:.0f} s")
         return self.video
 
@@ -191,6 +226,8 @@ class RunAll:
             from fourreal_ns.generate.command import generate_scene
             from fourreal_ns.generate.parts import GenerationRecord
 
+            if self.static:
+                return "skipped (your video)"
             record = GenerationRecord.read(self.scene)
             complete = record is not None and record.is_done("freeze")
             generate_scene(self.prompt, self.scene, self.generation, progress=progress)
@@ -212,7 +249,11 @@ class RunAll:
 
             progress.stop()  # `fourreal process` shows its own progress
             try:
-                Process(scene=self.scene).main()
+                if self.static:
+                    Process(freeze=[tuple(self.freeze)], out=self.scene, num_frames=self.num_frames,
+                            max_size=self.max_size).main()
+                else:
+                    Process(scene=self.scene).main()
             finally:
                 progress.start()
             return "done (SfM)"
@@ -220,19 +261,22 @@ class RunAll:
         return step
 
     def _canonical(self) -> str:
-        if is_trained(run_folder(self.runs, "4real-canonical")):
+        if is_trained(self.run_of("canonical")):
             return "kept"
         arguments = schedule_arguments(self.schedule, "canonical", self.steps) + self._guidance_arguments()
-        train_stage("4real-canonical", self.scene, self.runs, arguments, self.out / "logs" / "canonical.log")
+        train_stage(method_name(self.schedule, "canonical"), self.scene, self.runs, arguments,
+                    self.out / "logs" / "canonical.log")
         return "done"
 
     def _motion(self) -> str:
-        if is_trained(run_folder(self.runs, "4real-motion")):
+        if self.static:
+            return "skipped (static scene)"
+        if is_trained(self.run_of("motion")):
             return "kept"
-        canonical = run_folder(self.runs, "4real-canonical")
         arguments = (schedule_arguments(self.schedule, "motion", self.motion_steps) + self._guidance_arguments()
-                     + ["--pipeline.model.canonical-checkpoint", str(canonical)])
-        train_stage("4real-motion", self.scene, self.runs, arguments, self.out / "logs" / "motion.log")
+                     + ["--pipeline.model.canonical-checkpoint", str(self.run_of("canonical"))])
+        train_stage(method_name(self.schedule, "motion"), self.scene, self.runs, arguments,
+                    self.out / "logs" / "motion.log")
         return "done"
 
     def _video(self) -> str:
@@ -241,8 +285,8 @@ class RunAll:
         from fourreal_ns.camera_paths import OrbitThroughTime
         from fourreal_ns.demo import ns_command
 
-        config = run_folder(self.runs, "4real-motion") / "config.yml"
-        path = self.out / "orbit_through_time.json"
+        config = self.final_run / "config.yml"
+        path = self.video.with_suffix(".json")
         OrbitThroughTime(load_config=config, output=path, num_frames=self.render_frames, data=self.scene).main()
         run_logged([ns_command("ns-render"), "camera-path", "--load-config", str(config),
                     "--camera-path-filename", str(path), "--output-path", str(self.video)],
