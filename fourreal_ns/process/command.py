@@ -33,7 +33,7 @@ from fourreal_ns.data.json_reader import read_json_object
 from fourreal_ns.process import ProcessError
 from fourreal_ns.process.grid import stage_grid
 from fourreal_ns.process.inputs import expand_clips, flatten_paths, single_video, stage_freeze, stage_reference
-from fourreal_ns.process.plan import (Clip, Plan, PlannedFrame, assign_reference_pose, check_registration,
+from fourreal_ns.process.plan import (Clip, Plan, assign_reference_pose, check_registration,
                                       drop_bad_clips, grid_plan, settle_canonical, videos_plan)
 from fourreal_ns.process.scene_writer import (PLY_NAME, Normalisation, frame_entry, move_images,
                                               opengl_camera_to_world, own_images, seed_points, transforms_content,
