@@ -2,9 +2,11 @@
 
     fourreal demo                                  build the demo scene, train on it on the CPU, render an orbit video
     fourreal generate --prompt TEXT --out SCENE    reference + freeze-time videos from text (video diffusion)
-    fourreal process SCENE | --freeze V --reference V --out SCENE | --grid DIR --out SCENE
+    fourreal process SCENE | --freeze V [V ...] [--reference V] --out SCENE | --grid DIR --out SCENE
                                                    poses by SfM (pycolmap) and seed points -> transforms.json
+                                                   (a freeze-time video alone: a static scene; docs/your_own_video.md)
     fourreal run --prompt TEXT --out DIR           generate -> process -> both stages -> an orbit-through-time video
+    fourreal run --freeze V --out DIR              your own freeze-time video -> process -> canonical stage -> orbit
     fourreal refine --load-config CFG              re-upsample a rendered video and fine-tune the motion stage on it
     fourreal demo-scene OUT                        write the procedural demo scene (scene format: docs/scene_format.md)
     fourreal import-dnerf NPZ OUT                  a packed D-NeRF scene (.npz) as a scene folder
