@@ -4,14 +4,26 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fourreal-installed
 
-.PHONY: demo test bench system-deps
+.PHONY: demo test bench system-deps lock
 
-$(STAMP): pyproject.toml
+# Every install goes through constraints.txt: a fresh machine gets the versions the suite last passed with.
+$(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt torch torchvision
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+# Re-resolve the dependencies from pyproject.toml's bounds alone in a scratch venv and pin the result in
+# constraints.txt; then run `make test` and commit both files (README, "Dependencies").
+lock:
+	rm -rf .venv-lock && python3 -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip
+	.venv-lock/bin/python -m pip install -q -e '.[test]'
+	{ echo "# The versions \`make\` installs (pip install -c constraints.txt): the set the test suite last passed with."; \
+	  echo "# Update: \`make lock\` (a fresh venv from pyproject.toml's bounds alone, then pip freeze), run \`make test\`, commit."; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt
+	rm -rf .venv-lock
 
 # ns-render needs an ffmpeg binary and open3d (imported by ns-export) needs libusb.
 system-deps:

@@ -26,9 +26,14 @@ from fourreal_ns.models.deformation import DeformationFieldConfig
 from fourreal_ns.models.motion import FourRealMotionModelConfig
 from fourreal_ns.pipeline import FourRealPipelineConfig
 from fourreal_ns.schedulers import ExponentialDecayConfig
+from fourreal_ns.trainer import FourRealTrainerConfig
 
 CANONICAL_STEPS = 20000  # appendix C.1 and section 4: 20k iterations per stage
 MOTION_STEPS = 20000  # C.2: motion fit 10k + growth 5k + joint fine-tune 5k (with SDS), steps 20k-40k of the run
+MAX_GAUSSIANS = 1_000_000
+"""The Gaussian budget of the paper schedules (ours; the paper gives none): the 8 x 256 deformation MLP keeps about
+25 kB of activations per Gaussian for a rendered camera (float32, forward and backward), so 1M Gaussians take about
+25 GB beside the video model on the paper's 80 GB A100 (method_configs.md)."""
 
 
 def default_device() -> str:
@@ -69,8 +74,9 @@ def deformation_optimizer(max_steps: int) -> dict:
 
 
 def trainer_config(method_name: str, steps: int, datamanager, model) -> TrainerConfig:
-    """What both stages share: nerfstudio's trainer with our optimisers (D.4), CUDA where present, no AMP."""
-    return TrainerConfig(
+    """What both stages share: nerfstudio's trainer with our fault handling (trainer.py) and optimisers (D.4), CUDA
+    where present, no AMP."""
+    return FourRealTrainerConfig(
         method_name=method_name,
         steps_per_eval_image=500,
         steps_per_eval_batch=0,
@@ -78,6 +84,8 @@ def trainer_config(method_name: str, steps: int, datamanager, model) -> TrainerC
         steps_per_eval_all_images=5000,
         max_num_iterations=steps,
         mixed_precision=False,
+        keep_checkpoints=2,
+        nonfinite_patience=20,
         machine=MachineConfig(device_type=default_device()),
         pipeline=FourRealPipelineConfig(
             datamanager=datamanager,
@@ -114,6 +122,7 @@ def canonical_trainer_config() -> TrainerConfig:
             multiview_sds_start_step=15000,
             multiview_sds_end_step=CANONICAL_STEPS,
             multiview_sds_weight=5.0,
+            max_gaussians=MAX_GAUSSIANS,
         ),
     )
 
@@ -153,6 +162,7 @@ def motion_trainer_config() -> TrainerConfig:
             sds_end_step=MOTION_STEPS,
             temporal_sds_weight=20.0,
             multiview_sds_weight=5.0,
+            max_gaussians=MAX_GAUSSIANS,
         ),
     )
 
@@ -265,6 +275,7 @@ def small_motion_config(steps: int = 600, with_canonical: bool = True) -> Traine
     model = config.pipeline.model
     model.stop_split_at = MOTION_STEPS // 2
     model.static_warmup_steps = 3000 if not with_canonical else 0
+    model.from_scratch = not with_canonical
     model.num_downscales = 0
     model.regularizer_samples = 2048
     small_scene_settings(adjust_steps(config, steps), warmup_length=50)
@@ -289,8 +300,8 @@ CANONICAL_SCHEDULE_OPTIONS = (
 )
 """The options of a small canonical config that differ from 4real-canonical's (for `ns-train` command lines)."""
 MOTION_SCHEDULE_OPTIONS = (
-    "max_num_iterations", "pipeline.model.motion_fit_steps", "pipeline.model.growth_steps",
-    "pipeline.model.static_warmup_steps", "pipeline.model.stop_split_at", "pipeline.model.sds_start_step",
+    "max_num_iterations", "pipeline.model.from_scratch", "pipeline.model.motion_fit_steps",
+    "pipeline.model.growth_steps", "pipeline.model.static_warmup_steps", "pipeline.model.stop_split_at", "pipeline.model.sds_start_step",
     "pipeline.model.sds_end_step", "pipeline.model.deformation.depth", "pipeline.model.deformation.width",
     "pipeline.model.deformation.skip_layer", "pipeline.model.regularizer_samples",
     "pipeline.model.densify_grad_thresh", "pipeline.model.warmup_length", "pipeline.model.refine_every",

@@ -16,11 +16,13 @@ from typing import Any, Optional
 
 import yaml
 
+from fourreal_ns.errors import FourRealError
+
 PYTHON_TAG = "tag:yaml.org,2002:python/"
 DATAPARSER_CLASS = "FourRealDataParserConfig"
 
 
-class RunConfigError(ValueError):
+class RunConfigError(FourRealError, ValueError):
     """A config.yml that cannot be read, or that does not point at a fourreal scene folder."""
 
 

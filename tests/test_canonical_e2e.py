@@ -263,9 +263,10 @@ def test_resume_keeps_densifying(demo_scene, canonical_runs):
     config = train_canonical(demo_scene, canonical_runs, "resumed", first)
     checkpoints = config.parent / "nerfstudio_models"
     at_pause = torch.load(checkpoints / "step-000000299.ckpt", map_location="cpu")["pipeline"]
-    # nerfstudio counts --max-num-iterations from the resumed step.
+    # A resumed run trains to the schedule's last step (--max-num-iterations - 1), not that many steps more.
     train_canonical(demo_scene, canonical_runs, "resumed",
-                    ["--max-num-iterations=150", "--save-only-latest-checkpoint=False", "--load-dir", str(checkpoints)])
+                    ["--max-num-iterations=450", "--save-only-latest-checkpoint=False", "--load-dir", str(checkpoints)])
+    assert [path.name for path in sorted(checkpoints.glob("*.ckpt"))][-1] == "step-000000449.ckpt"  # not 749
     resumed = torch.load(checkpoints / "step-000000449.ckpt", map_location="cpu")["pipeline"]
     before, after = at_pause["_model.gauss_params.means"].shape[0], resumed["_model.gauss_params.means"].shape[0]
     print(f"Gaussians at the pause (step 299): {before}, after resuming to step 449: {after}")

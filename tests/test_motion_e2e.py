@@ -53,8 +53,8 @@ def paused_and_resumed(demo_scene, canonical_run, tmp_path_factory):
     output = tmp_path_factory.mktemp("motion")
     config = train_motion(demo_scene, output, canonical_run, MOTION_PAUSE)
     paused = {path.name for path in (config.parent / "nerfstudio_models").glob("*.ckpt")}
-    # nerfstudio counts --max-num-iterations from the resumed step: the rest of the schedule is this many more.
-    train_motion(demo_scene, output, canonical_run, MOTION_STEPS - MOTION_PAUSE,
+    # A resumed run trains to the schedule's last step (--max-num-iterations - 1; trainer.py).
+    train_motion(demo_scene, output, canonical_run, MOTION_STEPS,
                  ["--load-dir", str(config.parent / "nerfstudio_models")])  # fmt: skip
     return config, paused
 

@@ -24,24 +24,37 @@ def test_folder_without_checkpoints_is_a_clear_error(tmp_path):
         resolve_canonical_checkpoint(tmp_path)
 
 
-def test_latest_checkpoint_of_a_run_folder_is_chosen(tmp_path):
+def canonical_state(step: int, value: float) -> dict:
+    from fourreal_ns.models.motion import GAUSSIAN_NAMES
+
+    gaussians = {f"_model.gauss_params.{name}": torch.full((2, 3), value) for name in GAUSSIAN_NAMES}
+    return {"step": step, "pipeline": {**gaussians, "_model.deformation.canonical_code": torch.zeros(1)}}
+
+
+def test_the_newest_checkpoint_that_loads_is_chosen(tmp_path):
+    """A run folder, its config.yml or its nerfstudio_models folder: the newest checkpoint that loads (a truncated
+    one is skipped with a warning that names it; other files are ignored)."""
     models = tmp_path / "nerfstudio_models"
     models.mkdir()
-    for step in (99, 1000, 200):
-        (models / f"step-{step:09d}.ckpt").write_bytes(b"")
-    assert resolve_canonical_checkpoint(tmp_path).name == "step-000001000.ckpt"
+    for step in (99, 200):
+        torch.save(canonical_state(step, float(step)), models / f"step-{step:09d}.ckpt")
+    (models / "step-000001000.ckpt").write_bytes(b"truncated")
+    (models / "notes.txt").write_text("a stray file")
     (tmp_path / "config.yml").write_text("")
-    assert resolve_canonical_checkpoint(tmp_path / "config.yml").name == "step-000001000.ckpt"
+    for given in (tmp_path, tmp_path / "config.yml", models):
+        assert resolve_canonical_checkpoint(given) == models
+        with pytest.warns(UserWarning, match="step-000001000.ckpt cannot be read"):
+            assert float(load_canonical_gaussians(given)["means"][0, 0]) == 200.0
 
 
 def test_a_motion_run_or_another_model_is_refused(tmp_path):
     motion = tmp_path / "motion.ckpt"
-    torch.save({"pipeline": {"_model.gauss_params.means": torch.zeros(1, 3),
+    torch.save({"step": 0, "pipeline": {"_model.gauss_params.means": torch.zeros(1, 3),
                              "_model.temporal_deformation.canonical_code": torch.tensor(0.0)}}, motion)
     with pytest.raises(ValueError, match="is a 4real-motion run"):
         load_canonical_gaussians(motion)
     splatfacto = tmp_path / "splatfacto.ckpt"
-    torch.save({"pipeline": {"_model.gauss_params.means": torch.zeros(1, 3)}}, splatfacto)
+    torch.save({"step": 0, "pipeline": {"_model.gauss_params.means": torch.zeros(1, 3)}}, splatfacto)
     with pytest.raises(ValueError, match="not a 4real-canonical checkpoint"):
         load_canonical_gaussians(splatfacto)
 

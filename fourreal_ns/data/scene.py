@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from fourreal_ns.data.json_reader import read_json_object
+from fourreal_ns.errors import FourRealError
 
 VIDEOS = ("freeze", "reference", "grid")
 """The videos a scene may hold: the freeze-time orbit, the reference video, a 4Real-Video grid."""
@@ -28,7 +29,7 @@ INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
 DISTORTION_KEYS = ("k1", "k2", "p1", "p2")
 
 
-class SceneFormatError(ValueError):
+class SceneFormatError(FourRealError, ValueError):
     """A scene folder that does not follow docs/scene_format.md."""
 
 

@@ -267,11 +267,12 @@ class Refine:
         last_step = int(checkpoints[-1].stem.split("-")[-1])
         model = content["pipeline"].get("model") or {}
         # The run's own schedule (short-cpu: scaled to the steps it trained), continued past its end: every phase
-        # but the last (joint fine-tuning) is over. nerfstudio runs --max-num-iterations steps after the loaded one
-        # (the later option wins over the schedule's).
+        # but the last (joint fine-tuning) is over. A resumed run trains up to --max-num-iterations - 1 (trainer.py),
+        # so `steps` more (the later option wins over the schedule's).
         trained = None if self.schedule == "paper" else last_step + 1
         arguments = schedule_arguments(self.schedule, "motion", trained)
-        arguments += [f"--max-num-iterations={self.steps}", "--load-dir", str(run / "nerfstudio_models")]
+        arguments += [f"--max-num-iterations={last_step + 1 + self.steps}",
+                      "--load-dir", str(run / "nerfstudio_models")]  # fmt: skip
         canonical = model.get("canonical_checkpoint")
         if canonical:
             arguments += ["--pipeline.model.canonical-checkpoint", str(canonical)]

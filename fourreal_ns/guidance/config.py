@@ -79,24 +79,31 @@ class GuidanceConfig:
         cls = backend_class(self.backend)
         return cls(self, prompt, device)
 
-    def check_available(self) -> None:
+    def check_available(self, hub_timeout: float = 10.0) -> None:
         """Fail when training starts rather than at the first SDS step, thousands of steps later: a local folder
-        must hold a diffusers pipeline (model_index.json); with the hub offline (HF_HUB_OFFLINE), a hub id must be
-        in the local cache. Online, a missing hub id is downloaded by `build` as usual."""
+        must hold a diffusers pipeline (model_index.json); a hub id must be in the local Hugging Face cache, or,
+        unless HF_HUB_OFFLINE is set, known to a hub that answers within `hub_timeout` seconds (the download itself
+        happens at the first SDS step, as before). GuidanceWeightsNotFoundError says how to fetch the weights."""
         from pathlib import Path
 
         from fourreal_ns.guidance.errors import GuidanceWeightsNotFoundError
-        from fourreal_ns.guidance.loading import hub_offline, looks_like_local_path
+        from fourreal_ns.guidance.loading import hub_offline, hub_problem, looks_like_local_path
 
         model_id = self.model_id or backend_class(self.backend).default_model_id
         if looks_like_local_path(model_id):
             if not (Path(model_id).expanduser() / "model_index.json").is_file():
                 raise GuidanceWeightsNotFoundError(model_id, self.backend,
                                                    f"{model_id} is not a folder with a model_index.json")  # fmt: skip
-        elif hub_offline():
-            from huggingface_hub import try_to_load_from_cache
+            return
+        from huggingface_hub import try_to_load_from_cache
 
-            if not isinstance(try_to_load_from_cache(model_id, "model_index.json"), str):
-                raise GuidanceWeightsNotFoundError(model_id, self.backend,
-                                                   "HF_HUB_OFFLINE is set and the Hugging Face cache does not hold it")
+        if isinstance(try_to_load_from_cache(model_id, "model_index.json"), str):
+            return
+        if hub_offline():
+            raise GuidanceWeightsNotFoundError(model_id, self.backend,
+                                               "HF_HUB_OFFLINE is set and the Hugging Face cache does not hold it")
+        problem = hub_problem(model_id, hub_timeout)
+        if problem is not None:
+            raise GuidanceWeightsNotFoundError(model_id, self.backend,
+                                               f"the Hugging Face cache does not hold it and the hub {problem}")
 

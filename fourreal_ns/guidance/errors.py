@@ -8,8 +8,10 @@ them with one message that names the model id and says how to make the weights a
 
 from __future__ import annotations
 
+from fourreal_ns.errors import FourRealError
 
-class GuidanceError(RuntimeError):
+
+class GuidanceError(FourRealError, RuntimeError):
     """Base class of the guidance package's own errors."""
 
 

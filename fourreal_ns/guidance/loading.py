@@ -34,6 +34,24 @@ def hub_offline() -> bool:
     return bool(getattr(constants, "HF_HUB_OFFLINE", False))
 
 
+def hub_problem(model_id: str, timeout: float) -> "str | None":
+    """None when the Hugging Face hub answers for `model_id` within `timeout` seconds, else what went wrong
+    (unreachable, no such model, gated without a token), as the end of a sentence."""
+    from huggingface_hub import HfApi, constants
+
+    try:
+        HfApi().model_info(model_id, timeout=timeout)
+    except Exception as error:  # noqa: BLE001 - connection, timeout, HTTP and validation errors all mean "not there"
+        name = type(error).__name__
+        if "RepositoryNotFound" in name:
+            return f"{constants.ENDPOINT} has no model '{model_id}' (or it is private: log in with `hf auth login`)"
+        if "GatedRepo" in name:
+            return f"{constants.ENDPOINT} keeps '{model_id}' gated: accept its licence there and log in"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return f"{constants.ENDPOINT} could not be reached within {timeout:g} s ({name}: {first_line[:200]})"
+    return None
+
+
 def looks_like_local_path(model_id: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything absolute, relative (``./``, ``~``) or deeper is a folder."""
     if os.path.exists(model_id):

@@ -38,6 +38,8 @@ from torch.nn import Parameter
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.cameras.cameras import Cameras
 
+from fourreal_ns.checkpoints import CheckpointError, checkpoint_files, load_newest_checkpoint, read_checkpoint
+from fourreal_ns.errors import FourRealError
 from fourreal_ns.models.deformation import DeformationField, DeformationFieldConfig, Deltas
 from fourreal_ns.models.growth import FrozenPrefixStrategy, introduce_new_gaussians
 from fourreal_ns.models.regularizers import (
@@ -62,6 +64,10 @@ class FourRealMotionModelConfig(DeformableSplatModelConfig):
     canonical_checkpoint: Optional[Path] = None
     """A 4real-canonical run (its folder, its config.yml, its nerfstudio_models folder or a .ckpt file). None
     trains canonical Gaussians and motion together from a static warm-up (plain dynamic data such as D-NeRF)."""
+    from_scratch: bool = False
+    """Say that training without `canonical_checkpoint` on a scene with a freeze-time video is meant: without it
+    `ns-train` stops before training (fourreal_ns/preflight.py), since stage 1's work would be silently unused.
+    Scenes without a freeze-time video (D-NeRF, a handheld video) train from scratch without it."""
     deformation: DeformationFieldConfig = field(default_factory=DeformationFieldConfig)
     """The temporal deformation MLP w_t (appendix D.3); its code is time."""
     motion_fit_steps: int = 10000
@@ -111,11 +117,20 @@ class FourRealMotionModelConfig(DeformableSplatModelConfig):
     """Off: the reference camera is static and stage 1 already refined the poses."""
 
 
+class MotionConfigError(FourRealError, ValueError):
+    """A 4real-motion option or canonical run that cannot work; the message names the option and the fix."""
+
+
+class MissingCanonicalRunError(FourRealError, FileNotFoundError):
+    """--pipeline.model.canonical-checkpoint names nothing that holds a checkpoint."""
+
+
 def resolve_canonical_checkpoint(path: Path) -> Path:
-    """The .ckpt file of a 4real-canonical run given as a run folder, config.yml, nerfstudio_models or a file."""
+    """The checkpoints folder (or .ckpt file) of a 4real-canonical run given as a run folder, its config.yml, its
+    nerfstudio_models folder or a .ckpt file."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingCanonicalRunError(
             f"{OPTION} {path}: no such file or folder. Give the output folder of a finished `ns-train "
             "4real-canonical` run (the one holding config.yml and nerfstudio_models/)."
         )
@@ -124,26 +139,32 @@ def resolve_canonical_checkpoint(path: Path) -> Path:
     if path.is_file() and path.name == "config.yml":
         path = path.parent
     folder = path if path.name == "nerfstudio_models" else path / "nerfstudio_models"
-    checkpoints = sorted(folder.glob("step-*.ckpt")) if folder.is_dir() else []
-    if not checkpoints:
-        raise FileNotFoundError(
+    if not checkpoint_files(folder):
+        raise MissingCanonicalRunError(
             f"{OPTION} {path}: no checkpoint (nerfstudio_models/step-*.ckpt) there. Give the output folder of a "
             "finished `ns-train 4real-canonical` run, its config.yml, or a .ckpt file."
         )
-    return max(checkpoints, key=lambda p: int(p.stem.split("-")[-1]))
+    return folder
 
 
 def load_canonical_gaussians(path: Path) -> Dict[str, Tensor]:
-    """The canonical Gaussians (splatfacto's parameter layout) of a 4real-canonical checkpoint."""
-    checkpoint_file = resolve_canonical_checkpoint(path)
-    state = torch.load(checkpoint_file, map_location="cpu")
-    pipeline_state = state.get("pipeline", {}) if isinstance(state, dict) else {}
+    """The canonical Gaussians (splatfacto's parameter layout) of a 4real-canonical run: its newest checkpoint that
+    loads (fourreal_ns/checkpoints.py)."""
+    source = resolve_canonical_checkpoint(path)
+    try:
+        if source.is_dir():
+            checkpoint_file, state = load_newest_checkpoint(source)
+        else:
+            checkpoint_file, state = source, read_checkpoint(source)
+    except CheckpointError as error:
+        raise MotionConfigError(f"{OPTION} {path}: {error}") from None
+    pipeline_state = state["pipeline"]
     if any(key.startswith("_model.temporal_deformation.") for key in pipeline_state):
-        raise ValueError(
+        raise MotionConfigError(
             f"{OPTION} {checkpoint_file} is a 4real-motion run; stage 2 starts from a 4real-canonical run."
         )
     if "_model.gauss_params.means" not in pipeline_state or "_model.deformation.canonical_code" not in pipeline_state:
-        raise ValueError(
+        raise MotionConfigError(
             f"{OPTION} {checkpoint_file} is not a 4real-canonical checkpoint (no canonical Gaussians and per-frame "
             "deformation in it). Train stage 1 first: `ns-train 4real-canonical --data SCENE`."
         )
@@ -160,7 +181,7 @@ def curriculum_time_window(step: int, ramp_steps: float, canonical_time: float, 
     return frame_step * math.ceil(farthest * (step + 1) / ramp_steps / frame_step - 1e-9)
 
 
-class StaticSceneError(ValueError):
+class StaticSceneError(FourRealError, ValueError):
     """4real-motion asked to train a scene in which nothing moves."""
 
     def __init__(self, scene: str) -> None:
@@ -180,13 +201,18 @@ class FourRealMotionModel(DeformableSplatModel):
     # ---------------------------------------------------------------- construction
     def populate_modules(self) -> None:
         self.has_canonical = self.config.canonical_checkpoint is not None
+        if self.has_canonical and self.config.from_scratch:
+            raise MotionConfigError(
+                f"--pipeline.model.from-scratch True and {OPTION} {self.config.canonical_checkpoint}: give one of the "
+                "two (from a canonical run, the paper's pipeline; or from scratch)."
+            )
         if self.has_canonical and not self.config.anchor_canonical_time:
-            raise ValueError(
+            raise MotionConfigError(
                 "--pipeline.model.anchor-canonical-time False needs training from scratch: the Gaussians of "
                 f"{OPTION} are the scene at the canonical time, so the motion must be zero there."
             )
         if not 0.0 <= self.config.time_curriculum <= 1.0:
-            raise ValueError(
+            raise MotionConfigError(
                 f"--pipeline.model.time-curriculum {self.config.time_curriculum:g}: give the fraction of the motion "
                 "fit over which the frames drawn widen to the whole video, in [0, 1] (0 turns the curriculum off)."
             )
@@ -201,7 +227,7 @@ class FourRealMotionModel(DeformableSplatModel):
         self.temporal_deformation: DeformationField = self.config.deformation.setup(canonical_code=anchor)
         # How many leading Gaussians are frozen (growth.py); a buffer so that a resumed run keeps it.
         self.register_buffer("num_frozen", torch.zeros((), dtype=torch.long))
-        self.canonical_checkpoint_error: Optional[FileNotFoundError] = None
+        self.canonical_checkpoint_error: Optional[MissingCanonicalRunError] = None
         self._neighbours: Optional[NeighbourGraph] = None
         self._neighbours_positions: Optional[Tensor] = None  # the positions the graph was built from
         self.last_time: Optional[float] = None
@@ -211,7 +237,7 @@ class FourRealMotionModel(DeformableSplatModel):
     def _load_canonical(self) -> None:
         try:
             gaussians = load_canonical_gaussians(self.config.canonical_checkpoint)
-        except FileNotFoundError as error:
+        except MissingCanonicalRunError as error:
             # A finished run opened by ns-viewer, ns-render, ns-eval or ns-export: its own checkpoint replaces every
             # Gaussian, so stage 1's run may have moved or gone (a run copied to another machine). Training raises
             # this error at setup (FourRealPipeline).
@@ -219,7 +245,7 @@ class FourRealMotionModel(DeformableSplatModel):
             return
         expected = self.gauss_params["features_rest"].shape[1:]
         if gaussians["features_rest"].shape[1:] != expected:
-            raise ValueError(
+            raise MotionConfigError(
                 f"{OPTION} {self.config.canonical_checkpoint}: its Gaussians have "
                 f"{gaussians['features_rest'].shape[1] + 1} spherical-harmonics coefficients, this model "
                 f"{expected[0] + 1}. Set --pipeline.model.sh-degree as in the canonical run."

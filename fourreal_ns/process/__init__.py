@@ -17,6 +17,8 @@ The modules, in the order the command uses them:
 docs/process.md describes the command, its inputs and what it writes.
 """
 
+from fourreal_ns.errors import FourRealError
 
-class ProcessError(ValueError):
+
+class ProcessError(FourRealError, ValueError):
     """An input `fourreal process` cannot use, or a reconstruction that failed; the message names the fix."""
