@@ -70,7 +70,19 @@ def run_folder(runs: Path, method: str) -> Path:
 
 
 def is_trained(run: Path) -> bool:
-    return (run / "config.yml").is_file() and any((run / "nerfstudio_models").glob("*.ckpt"))
+    """Whether the run's newest checkpoint is its schedule's last step (a run stopped half-way is trained on: ns-train
+    resumes it from its own checkpoints, fourreal_ns/trainer.py)."""
+    from fourreal_ns.checkpoints import checkpoint_files
+    from fourreal_ns.run_config import RunConfigError, read_run_config
+
+    files = checkpoint_files(run / "nerfstudio_models")
+    if not (run / "config.yml").is_file() or not files:
+        return False
+    try:
+        steps = int(read_run_config(run / "config.yml").get("max_num_iterations", 0))
+    except (RunConfigError, TypeError, ValueError):
+        return True  # a config.yml of another layout: trust its checkpoint, as before
+    return files[-1][0] >= steps - 1
 
 
 def train_stage(method: str, scene: Path, runs: Path, arguments: List[str], log: Path) -> Path:

@@ -187,6 +187,76 @@ def test_a_full_disk_a_truncated_checkpoint_and_stray_files_lose_nothing(demo_sc
     assert checkpoint_steps(resumed.checkpoint_dir)[-1] == 39
 
 
+def test_a_process_killed_at_a_random_moment_leaves_checkpoints_that_load(demo_scene, tmp_path):
+    """SIGKILL (no handler runs) while a checkpoint is written every step: whatever is in nerfstudio_models loads,
+    nothing half-written is left there, and the same command resumes to the end."""
+    import random
+
+    from fourreal_ns.checkpoints import checkpoint_files, read_checkpoint
+
+    steps = 200
+    command = ns_train_command(demo_scene, tmp_path / "out", steps)
+    command[command.index("--steps-per-save") + 1] = "1"
+    run = tmp_path / "out" / "run" / "4real-canonical" / "run"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not checkpoint_files(run / "nerfstudio_models"):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(random.Random(os.getpid()).uniform(0.2, 2.0))
+    process.kill()
+    process.wait(timeout=60)
+    files = checkpoint_files(run / "nerfstudio_models")
+    print(f"killed with checkpoints {[step for step, _ in files]}; other files: "
+          f"{sorted(p.name for p in (run / 'nerfstudio_models').iterdir() if p not in [f for _, f in files])}")
+    assert files and all(path.name.startswith("step-") for path in (run / "nerfstudio_models").iterdir())
+    for _, path in files:
+        read_checkpoint(path)
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    assert checkpoint_steps(run / "nerfstudio_models")[-1] == steps - 1
+
+
+def test_an_exception_while_training_saves_the_last_step_first(demo_scene, tmp_path):
+    trainer = make_trainer(demo_scene, tmp_path, steps=40)
+    original = trainer.pipeline.get_train_loss_dict
+
+    def fails_at_step_15(step: int):
+        if step == 15:
+            raise RuntimeError("a bug at step 15")
+        return original(step=step)
+
+    trainer.pipeline.get_train_loss_dict = fails_at_step_15
+    with pytest.raises(RuntimeError, match="a bug at step 15"):
+        trainer.train()
+    assert checkpoint_steps(trainer.checkpoint_dir)[-1] == 14
+
+
+def test_preflight_names_what_cannot_work(demo_scene, tmp_path, monkeypatch):
+    """A device that is not there and guidance weights that are not in the cache stop before training, each with
+    its option; SDS whose window lies after the run's end needs no weights."""
+    from fourreal_ns.guidance.errors import GuidanceWeightsNotFoundError
+    from fourreal_ns.method_configs import small_canonical_config
+    from fourreal_ns.preflight import PreflightError, check_training_run
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_cache"))
+    config = small_canonical_config(20)
+    config.pipeline.datamanager.data = demo_scene
+    check_training_run(config)
+    if not torch.cuda.is_available():
+        config.machine.device_type = "cuda"
+        with pytest.raises(PreflightError, match="--machine.device-type cpu"):
+            check_training_run(config)
+        config.machine.device_type = "cpu"
+    config.pipeline.guidance.enabled = True
+    config.pipeline.model.multiview_sds_start_step = 20  # after the last step (19)
+    check_training_run(config)
+    config.pipeline.model.multiview_sds_start_step = 10
+    with pytest.raises(GuidanceWeightsNotFoundError, match="(?s)HF_HUB_OFFLINE is set.*--pipeline.guidance.enabled False"):
+        check_training_run(config)
+
+
 # ---------------------------------------------------------------------------------------------------- bounded
 def test_a_nonfinite_loss_is_skipped_and_training_goes_on_within_the_gaussian_cap(demo_scene, tmp_path):
     seeds = make_trainer(demo_scene, tmp_path / "probe", steps=1).pipeline.model.means.shape[0]
@@ -246,3 +316,21 @@ def test_the_environment_matches_the_constraints_file():
             wrong[name] = (pinned, installed)
     assert not wrong, f"installed versions differ from constraints.txt (pinned, installed): {wrong}"
     assert sys.version_info >= (3, 10)
+
+
+def test_fourreal_run_counts_a_stage_stopped_half_way_as_unfinished(tmp_path):
+    """`fourreal run` keeps finished stages; one stopped half-way (a checkpoint before its last step) is trained on
+    (ns-train resumes it from its own checkpoints)."""
+    import yaml
+
+    from fourreal_ns.method_configs import small_canonical_config
+    from fourreal_ns.run_all import is_trained
+
+    run = tmp_path / "run"
+    (run / "nerfstudio_models").mkdir(parents=True)
+    (run / "config.yml").write_text(yaml.dump(small_canonical_config(30)))
+    assert not is_trained(run)
+    (run / "nerfstudio_models" / "step-000000012.ckpt").write_bytes(b"")
+    assert not is_trained(run)
+    (run / "nerfstudio_models" / "step-000000029.ckpt").write_bytes(b"")
+    assert is_trained(run)
