@@ -301,7 +301,8 @@ CANONICAL_SCHEDULE_OPTIONS = (
 """The options of a small canonical config that differ from 4real-canonical's (for `ns-train` command lines)."""
 MOTION_SCHEDULE_OPTIONS = (
     "max_num_iterations", "pipeline.model.from_scratch", "pipeline.model.motion_fit_steps",
-    "pipeline.model.growth_steps", "pipeline.model.static_warmup_steps", "pipeline.model.stop_split_at", "pipeline.model.sds_start_step",
+    "pipeline.model.growth_steps", "pipeline.model.static_warmup_steps", "pipeline.model.stop_split_at",
+    "pipeline.model.sds_start_step",
     "pipeline.model.sds_end_step", "pipeline.model.deformation.depth", "pipeline.model.deformation.width",
     "pipeline.model.deformation.skip_layer", "pipeline.model.regularizer_samples",
     "pipeline.model.densify_grad_thresh", "pipeline.model.warmup_length", "pipeline.model.refine_every",

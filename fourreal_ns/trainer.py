@@ -212,8 +212,8 @@ class FourRealTrainer(Trainer):
         except Exception:
             if self.completed_step is not None and self.stop_reason is None:
                 if self.save_checkpoint(self.completed_step):
-                    CONSOLE.print(f"Training failed after step {self.completed_step}; its checkpoint is saved "
-                                  f"({self.checkpoint_dir}), resume with --load-dir {self.checkpoint_dir}.")  # fmt: skip
+                    CONSOLE.print(f"Training failed after step {self.completed_step}; its checkpoint is saved: "
+                                  f"resume with --load-dir {self.checkpoint_dir}.")  # fmt: skip
             raise
         finally:
             self.config.max_num_iterations = total
@@ -232,10 +232,13 @@ class FourRealTrainer(Trainer):
         self.training_state = "completed"
         saved = self.completed_step is not None and self.save_checkpoint(self.completed_step)
         writer.write_out_storage()
-        where = (f"after step {self.completed_step}, checkpoint {self.checkpoint_dir / checkpoint_name(self.completed_step)}"
-                 if saved else "before any step of this run: no new checkpoint")  # fmt: skip
-        CONSOLE.print(f"{self.stop_reason} {where}. Resume with the same command plus --load-dir "
-                      f"{self.checkpoint_dir} (or the same command where --timestamp is fixed).", soft_wrap=True)  # fmt: skip
+        if saved:
+            path = self.checkpoint_dir / checkpoint_name(self.completed_step)
+            where = f"after step {self.completed_step}, checkpoint {path}"
+        else:
+            where = "before any step of this run: no new checkpoint"
+        CONSOLE.print(f"{self.stop_reason} {where}. Resume with the same command plus --load-dir {self.checkpoint_dir} "
+                      "(or the same command alone where --timestamp is fixed).", soft_wrap=True)
         sys.exit(self.stop_status)
 
     def train_iteration(self, step: int):
@@ -280,9 +283,9 @@ class FourRealTrainer(Trainer):
             last_good = self.nonfinite.first_of_row - 1
             self.request_stop(
                 f"Training stopped: the loss was not finite for {self.nonfinite.in_a_row} steps in a row (steps "
-                f"{self.nonfinite.first_of_row} to {step}; {', '.join(self.nonfinite.terms)}; likely causes: a learning "
-                "rate too high for this scene, a corrupt image, a degenerate camera). Those steps changed nothing, so "
-                f"the parameters are those of step {last_good}, the last good one; saved", NONFINITE_STATUS)
+                f"{self.nonfinite.first_of_row} to {step}; {', '.join(self.nonfinite.terms)}; likely causes: a "
+                "learning rate too high for this scene, a corrupt image, a degenerate camera). Those steps changed "
+                f"nothing, so the parameters are those of step {last_good}, the last good one; saved", NONFINITE_STATUS)
 
     # ---------------------------------------------------------------- checkpoints
     @check_main_thread

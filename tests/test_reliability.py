@@ -253,7 +253,8 @@ def test_preflight_names_what_cannot_work(demo_scene, tmp_path, monkeypatch):
     config.pipeline.model.multiview_sds_start_step = 20  # after the last step (19)
     check_training_run(config)
     config.pipeline.model.multiview_sds_start_step = 10
-    with pytest.raises(GuidanceWeightsNotFoundError, match="(?s)HF_HUB_OFFLINE is set.*--pipeline.guidance.enabled False"):
+    expected = "(?s)HF_HUB_OFFLINE is set.*--pipeline.guidance.enabled False"
+    with pytest.raises(GuidanceWeightsNotFoundError, match=expected):
         check_training_run(config)
 
 
