@@ -22,6 +22,8 @@ ns-eval reports the held-out frames (the scene's val + test frames); the test fr
 from __future__ import annotations
 
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -36,6 +38,11 @@ experiments on one thread (runs of one seed repeat to 0.01 dB; settings near the
 scene (no motion) scores 22.97 and the paper's means learning rate 23.6, so a motion field that does not learn
 falls below. Random seed points (24.13) would pass: test_dnerf_import checks the carved ones. The issue expects
 25 dB; this schedule does not reach it (README, "Not there yet")."""
+
+
+NS_EVAL_AGREEMENT_DB = 0.3
+"""ns-eval and our evaluation render the same frames the same way (both are the model's eval render; ns-eval's
+camera carries the frame metadata)."""
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +78,28 @@ def test_dnerf_lego_test_psnr(dnerf_run):
     assert mean > TEST_PSNR_THRESHOLD
 
 
-def test_dnerf_ns_eval_runs(dnerf_run, tmp_path):
+def test_dnerf_ns_eval_renders_each_frame_at_its_time(dnerf_run, tmp_path):
+    """ns-eval's held-out PSNR (val + test frames) is our own per-frame PSNR of the same frames rendered at their
+    times, and clearly above the same frames rendered at the canonical time (an ns-eval that dropped or rescaled
+    time would score near that)."""
     import json
 
-    _, config = dnerf_run
+    from fourreal_ns.data.dataparser import FourRealDataParserConfig
+    from fourreal_ns.data.scene import load_scene
+    from fourreal_ns.evaluation import frame_psnrs, load_pipeline
+
+    scene, config = dnerf_run
     output = tmp_path / "eval.json"
     run_ns(["ns-eval", "--load-config", str(config), "--output-path", str(output)])
     metrics = json.loads(output.read_text())["results"]
-    print("D-NeRF held-out (val + test) metrics from ns-eval:", metrics)
-    assert metrics["psnr"] > TEST_PSNR_THRESHOLD - 2.0
+    held_out = FourRealDataParserConfig(data=scene, videos=("reference",)).setup().get_dataparser_outputs("val")
+    names = {Path(name).resolve() for name in held_out.image_filenames}
+    frames = [frame for frame in load_scene(scene).frames if frame.image_path.resolve() in names]
+    assert len(frames) == len(names) > 0
+    pipeline = load_pipeline(config)
+    at_their_times = float(np.mean(frame_psnrs(pipeline, frames, use_time=True)))
+    undeformed = float(np.mean(frame_psnrs(pipeline, frames, use_time=False)))
+    print(f"D-NeRF held-out ({len(frames)} frames): ns-eval {metrics['psnr']:.2f} dB, ours at their times "
+          f"{at_their_times:.2f}, at the canonical time {undeformed:.2f}; all ns-eval metrics: {metrics}")
+    assert abs(metrics["psnr"] - at_their_times) < NS_EVAL_AGREEMENT_DB
+    assert at_their_times > undeformed + 1.0

@@ -172,7 +172,7 @@ def test_viewer_time_slider_renders_the_chosen_time(motion_run, demo_scene, tmp_
     """A client moves ns-viewer's time slider: the same camera at two times gives two different frames, and each
     equals the model's own render at that time."""
     from test_viewer import (FRAME_TIMEOUT, MAX_RES, START_TIMEOUT, canonical_camera, connect_when_ready,
-                             free_port, start_viewer, stop_viewer)  # fmt: skip
+                             free_port, render_directly, start_viewer, stop_viewer)  # fmt: skip
     from viewer_client import camera_message_from_c2w
 
     c2w, vertical_fov, aspect, _ = canonical_camera(demo_scene, motion_run.parent)
@@ -196,7 +196,16 @@ def test_viewer_time_slider_renders_the_chosen_time(motion_run, demo_scene, tmp_
     changed = np.abs(early - late).sum(axis=-1) > 30
     print(f"viewer: {changed.mean():.1%} of pixels change between t=0 and t=1")
     assert changed.mean() > 0.005  # the ball moved
-    assert changed.mean() < 0.5  # the room did not
+    # Each frame is exactly the model's render at the slider's time (png is lossless): a viewer that reversed,
+    # rescaled or ignored time would show the other time's ball.
+    for time in (0.0, 1.0):
+        direct = render_directly(motion_run, demo_scene, time=time)
+        difference = np.abs(direct.astype(int) - frames[time].image.astype(int))
+        other = np.abs(render_directly(motion_run, demo_scene, time=1.0 - time).astype(int)
+                       - frames[time].image.astype(int))  # fmt: skip
+        print(f"viewer at t={time}: max difference {difference.max()} to the model's render at t={time}, "
+              f"{other.max()} to the one at t={1.0 - time}")
+        assert difference.max() <= 2 < other.max()
 
 
 def test_ns_render_camera_path_honours_render_time(motion_run, tmp_path):
@@ -215,6 +224,31 @@ def test_ns_render_camera_path_honours_render_time(motion_run, tmp_path):
     changed = np.abs(first - last).sum(axis=-1) > 30
     print(f"ns-render: {changed.mean():.1%} of pixels change between render_time 0 and 1")
     assert 0.005 < changed.mean() < 0.5
+    # Each frame is the model's own render of the path's camera at the path's time (0, 0.5, 1): the same cameras
+    # rendered here at those times, and at the reversed times, which must not match.
+    from nerfstudio.cameras.camera_paths import get_path_from_json
+
+    from fourreal_ns.evaluation import load_pipeline
+
+    content = json.loads(path.read_text())
+    times = [float(keyframe["render_time"]) for keyframe in content["camera_path"]]
+    assert times == pytest.approx([0.0, 0.5, 1.0])
+    cameras = get_path_from_json(content)
+    pipeline = load_pipeline(motion_run)
+    rendered = [np.asarray(Image.open(f).convert("RGB")).astype(int) for f in files]
+    for index, image in enumerate(rendered):
+        errors = []
+        for time in (times[index], times[-1 - index]):
+            camera = cameras[index : index + 1]
+            camera.times = torch.tensor([[time]])
+            with torch.no_grad():
+                rgb = pipeline.model.get_outputs_for_camera(camera.to(pipeline.device))["rgb"].clamp(0, 1)
+            errors.append(int(np.abs((rgb.cpu().numpy() * 255).astype(np.uint8).astype(int) - image).max()))
+        print(f"ns-render frame {index} (render_time {times[index]}): max difference {errors[0]} to the model at "
+              f"that time, {errors[1]} at the reversed time")
+        assert errors[0] <= 2
+        if times[index] != times[-1 - index]:
+            assert errors[1] > 2
 
 
 def test_ply_sequence_export_of_the_motion_run(motion_run, tmp_path):

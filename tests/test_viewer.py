@@ -105,9 +105,9 @@ def training_image(scene: Path, view: int) -> np.ndarray:
     return np.asarray(Image.open(scene / frame["file_path"]).convert("RGB"))
 
 
-def render_directly(config: Path, scene: Path) -> np.ndarray:
+def render_directly(config: Path, scene: Path, time: float = 0.0) -> np.ndarray:
     """The canonical freeze camera rendered in this process as the viewer renders it: no frame metadata, the
-    time slider's default time 0, the viewer's background colour, floor(x * 255) to uint8."""
+    time slider's `time` (default 0), the viewer's background colour, floor(x * 255) to uint8."""
     import torch
 
     from fourreal_ns.data.scene import load_scene
@@ -119,7 +119,7 @@ def render_directly(config: Path, scene: Path) -> np.ndarray:
     pipeline = load_pipeline(config)
     pipeline.model.set_background(torch.tensor(VIEWER_BACKGROUND, dtype=torch.float32) / 255.0)
     with torch.no_grad():
-        camera = frame_camera(frame, time=0.0).to(pipeline.device)
+        camera = frame_camera(frame, time=time).to(pipeline.device)
         rgb = pipeline.model.get_outputs_for_camera(camera)["rgb"]
     return (rgb * 255).type(torch.uint8).cpu().numpy()
 
