@@ -228,11 +228,12 @@ def test_undeformed_fraction_of_training_steps(with_deformation):
     assert model.config.undeformed_fraction == 0.2
     assert model.deltas_for_camera(camera) is not None  # evaluation: always deformed
     model.train()
+    model.deformation.forward = lambda means, code: "deformed"  # the draw is what is counted, not the MLP (48 s)
     torch.manual_seed(0)
     undeformed = sum(model.deltas_for_camera(camera) is None for _ in range(1000))
     assert 0.15 < undeformed / 1000 < 0.25
     model.config.undeformed_fraction = 0.0
-    assert all(model.deltas_for_camera(camera) is not None for _ in range(50))
+    assert all(model.deltas_for_camera(camera) == "deformed" for _ in range(50))
 
 
 def test_ns_render_camera_path_writes_frames(with_deformation, scene, tmp_path):
