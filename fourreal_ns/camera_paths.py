@@ -39,25 +39,14 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-Y_UP = np.array([0.0, 1.0, 0.0])
+from fourreal_ns.geometry import Y_UP, look_at
+
 SNAP_UP_DEGREES = 25.0
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Geometry
 # --------------------------------------------------------------------------------------------------------------
-
-
-def look_at(position: np.ndarray, target: np.ndarray, up: np.ndarray = Y_UP) -> np.ndarray:
-    """OpenGL camera-to-world (4 x 4) at `position` looking at `target` (the camera looks down its -z)."""
-    backward = position - target
-    backward = backward / np.linalg.norm(backward)
-    right = np.cross(up, backward)
-    right = right / np.linalg.norm(right)
-    true_up = np.cross(backward, right)
-    pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, true_up, backward, position
-    return pose
 
 
 def closest_point_to_axes(poses: Sequence[np.ndarray]) -> np.ndarray:

@@ -33,7 +33,7 @@ from fourreal_ns.demo import Demo
 from fourreal_ns.demo_scene import DemoSceneConfig
 from fourreal_ns.export.ply_sequence import ExportPlySequence
 from fourreal_ns.generate.command import Generate
-from fourreal_ns.generate.refine import Refine
+from fourreal_ns.refine import Refine
 from fourreal_ns.process.command import Process
 from fourreal_ns.run_all import RunAll
 

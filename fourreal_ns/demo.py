@@ -14,33 +14,13 @@ again.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
 
-from rich.console import Console
+from fourreal_ns.runs import CONSOLE, render_path, run_folder, train_stage
 
-CONSOLE = Console()
-
-
-def ns_command(name: str) -> str:
-    """A nerfstudio console script of this Python environment (`ns-train`, `ns-render`, ...)."""
-    beside_python = Path(sys.executable).parent / name
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which(name)
-    if found is None:
-        raise FileNotFoundError(f"`{name}` was not found: install nerfstudio==1.1.5 in this environment.")
-    return found
-
-
-def run_command(command: List[str]) -> None:
-    CONSOLE.print(f"[bold]$ {' '.join(command)}")
-    subprocess.run(command, check=True)
+EXPERIMENT = "demo"
 
 
 def scene_to_reuse(scene: Path, seed: int) -> bool:
@@ -68,29 +48,6 @@ def scene_to_reuse(scene: Path, seed: int) -> bool:
         raise SystemExit(f"{transforms_path} is the demo scene of seed {generation.get('seed')}, and this run asks for "
                          f"--seed {seed}. {fix}")
     return (scene / "ground_truth" / "transforms.json").exists()
-
-
-def train(method: str, scene: Path, output_dir: Path, schedule: List[str], extra_args: List[str]) -> Path:
-    """`ns-train METHOD` on `scene` into output_dir/demo/METHOD/run; returns the run's config.yml."""
-    command = [
-        ns_command("ns-train"), method, "--data", str(scene), "--output-dir", str(output_dir),
-        "--experiment-name", "demo", "--timestamp", "run", "--vis", "tensorboard",
-        "--viewer.quit-on-train-completion", "True", *schedule, *extra_args,
-    ]  # fmt: skip
-    run_command(command)
-    return output_dir / "demo" / method / "run" / "config.yml"
-
-
-def render_path(config: Path, path: dict, video: Path) -> Path:
-    """Render an ns-render camera path (a dict, see camera_paths.py) to `video` with `ns-render camera-path`."""
-    from fourreal_ns.camera_paths import write_camera_path
-
-    path_file = write_camera_path(video.with_suffix(".json"), path)
-    run_command([
-        ns_command("ns-render"), "camera-path", "--load-config", str(config),
-        "--camera-path-filename", str(path_file), "--output-path", str(video),
-    ])  # fmt: skip
-    return video
 
 
 def render_orbit(config: Path, scene: Path, video: Path, num_frames: int = 60) -> Path:
@@ -139,15 +96,15 @@ class Demo:
             CONSOLE.print(f"Wrote the demo scene to {scene}")
 
         runs = self.output_dir / "runs"
-        canonical = runs / "demo" / "4real-canonical" / "run" / "config.yml"
+        canonical = run_folder(runs, "4real-canonical", EXPERIMENT) / "config.yml"
         if self.retrain or not (canonical.parent / "nerfstudio_models").exists():
-            canonical = train("4real-canonical", scene, runs, short_cpu_schedule(), [])
+            canonical = train_stage("4real-canonical", scene, runs, short_cpu_schedule(), experiment=EXPERIMENT)
         else:
             CONSOLE.print(f"Using the trained run {canonical.parent} (--retrain to train again)")
-        motion = runs / "demo" / "4real-motion" / "run" / "config.yml"
+        motion = run_folder(runs, "4real-motion", EXPERIMENT) / "config.yml"
         if self.retrain or not (motion.parent / "nerfstudio_models").exists():
-            motion = train("4real-motion", scene, runs, short_cpu_motion_schedule(),
-                           ["--pipeline.model.canonical-checkpoint", str(canonical.parent)])  # fmt: skip
+            motion = train_stage("4real-motion", scene, runs, [*short_cpu_motion_schedule(),
+                                 "--pipeline.model.canonical-checkpoint", str(canonical.parent)], experiment=EXPERIMENT)
         else:
             CONSOLE.print(f"Using the trained run {motion.parent} (--retrain to train again)")
 

@@ -16,7 +16,7 @@ model's schedule and the datamanager's frames and hands renders to the model's l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Type
+from typing import Dict, Optional, Protocol, Sequence, Tuple, Type
 
 import torch
 from torch import Tensor
@@ -42,8 +42,23 @@ class FourRealPipelineConfig(VanillaPipelineConfig):
     """How an SDS step samples its video and noise level (appendix D.1)."""
 
 
+class StagedModel(Protocol):
+    """What the pipeline asks its model each step (DeformableSplatModel has the defaults: no stages, no SDS)."""
+
+    canonical_checkpoint_error: Optional[Exception]
+    moves_in_time: bool
+
+    def training_videos(self, step: int) -> Optional[Sequence[str]]: ...
+    def training_time_window(self, step: int) -> Optional[float]: ...
+    def sds_kind(self, step: int) -> Optional[str]: ...
+    def sds_window(self) -> Tuple[int, int]: ...
+    def sds_weight(self, kind: str) -> float: ...
+    def render_for_guidance(self, camera: Cameras) -> Tensor: ...
+
+
 class FourRealPipeline(VanillaPipeline):
     config: FourRealPipelineConfig
+    model: StagedModel
 
     def __init__(self, config: FourRealPipelineConfig, *args, **kwargs) -> None:
         # A config.yml written before SDS existed has neither block: it loads with SDS off.
@@ -52,22 +67,18 @@ class FourRealPipeline(VanillaPipeline):
         if not hasattr(config, "sds"):
             config.sds = SDSConfig()
         super().__init__(config, *args, **kwargs)
-        missing_canonical = getattr(self.model, "canonical_checkpoint_error", None)
-        if self.test_mode == "val" and missing_canonical is not None:
-            raise missing_canonical  # training needs stage 1's Gaussians; loading a finished run does not
-        if self.test_mode == "val" and config.guidance.enabled and hasattr(self.model, "sds_kind"):
+        if self.test_mode == "val" and self.model.canonical_checkpoint_error is not None:
+            raise self.model.canonical_checkpoint_error  # training needs stage 1's Gaussians; a finished run does not
+        if self.test_mode == "val" and config.guidance.enabled and self.model.sds_window()[1] > 0:
             config.guidance.check_available()  # training: missing weights fail now, not at the first SDS step
         self._sds_generator = torch.Generator().manual_seed(config.sds.seed)
         object.__setattr__(self, "_guidance", None)  # not registered as a submodule: never in a checkpoint
 
     # ---------------------------------------------------------------- the training step
     def get_train_loss_dict(self, step: int):
-        training_videos = getattr(self.model, "training_videos", None)
-        use_videos = getattr(self.datamanager, "use_videos", None)
-        if training_videos is not None and use_videos is not None:
-            use_videos(training_videos(step), self.model.training_time_window(step))
+        self.datamanager.use_videos(self.model.training_videos(step), self.model.training_time_window(step))
         model_outputs, loss_dict, metrics_dict = super().get_train_loss_dict(step)
-        kind = self.model.sds_kind(step) if hasattr(self.model, "sds_kind") else None
+        kind = self.model.sds_kind(step)
         if kind is not None and self.config.guidance.enabled:
             loss, sigma = self.score_distillation(step, kind)
             loss_dict[f"sds_{kind}"] = self.model.sds_weight(kind) * loss
@@ -109,11 +120,9 @@ class FourRealPipeline(VanillaPipeline):
         frames = view.apply(renders)
         condition_view = view.apply(condition[None])[0]
         sigma = annealed_sigma(step, *self.model.sds_window(), self.config.sds)
-        targets_for_trajectory = getattr(guidance, "targets_for_trajectory", None)
         with torch.no_grad():
-            if targets_for_trajectory is not None:  # a guidance that knows the true scene (the tests' oracle)
-                targets = targets_for_trajectory(trajectory, view)
-            else:
+            targets = guidance.targets_for_trajectory(trajectory, view)  # None unless the guidance knows the scene
+            if targets is None:
                 targets = guidance.predict_x0(frames.detach(), condition_view, sigma)
         targets = targets.to(frames)
         if self.config.sds.log_every > 0 and step % self.config.sds.log_every == 0:
@@ -127,7 +136,7 @@ class FourRealPipeline(VanillaPipeline):
         video_ids = cameras.metadata["video_id"].flatten().tolist()
         freeze = [i for i, v in enumerate(video_ids) if v == VIDEO_IDS["freeze"]] or list(range(len(video_ids)))
         reference = [i for i, v in enumerate(video_ids) if v == VIDEO_IDS["reference"]]
-        canonical = getattr(self.datamanager, "canonical_train_index", None)
+        canonical = self.datamanager.canonical_train_index
         start = canonical if canonical is not None else (reference[0] if reference else freeze[0])
         return {"freeze": freeze, "reference": reference, "start": start}
 
@@ -143,7 +152,7 @@ class FourRealPipeline(VanillaPipeline):
         canonical_time = float(self.datamanager.train_dataparser_outputs.metadata.get("canonical", {}).get("time", 0))
         if kind == "multiview":
             start = indices["start"]
-            if hasattr(self.model, "temporal_deformation") and indices["reference"]:
+            if self.model.moves_in_time and indices["reference"]:
                 start = indices["reference"][int(torch.randint(len(indices["reference"]), (), generator=generator))]
             start_in_orbit = indices["freeze"].index(start) if start in indices["freeze"] else None
             return multiview_trajectory(c2w[start], orbit, float(times[start]), num_frames,

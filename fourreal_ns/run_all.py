@@ -23,7 +23,6 @@ the tests' schedule, no SDS), with `--steps` / `--motion-steps`.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,26 +35,18 @@ from rich.text import Text
 from typing_extensions import Annotated
 
 from fourreal_ns.generate.command import GenerationOptions
+from fourreal_ns.runs import (
+    StepFailed,
+    is_trained,
+    method_name,
+    render_path,
+    run_folder,
+    schedule_arguments,
+    train_stage,
+)
 
 CONSOLE = Console()
-EXPERIMENT = "fourreal"
 STEPS = ("generate", "poses", "canonical", "motion", "video")
-
-
-class StepFailed(RuntimeError):
-    """A step of `fourreal run` failed; the message names its log."""
-
-
-def run_logged(command: List[str], log: Path) -> None:
-    """Run a command with its output in `log`; on failure raise with the log's tail."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as handle:
-        handle.write(f"$ {' '.join(command)}\n")
-        handle.flush()
-        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-        raise StepFailed(f"`{' '.join(command[:2])} ...` exited {result.returncode}; full output in {log}:\n{tail}")
 
 
 class StatusColumn(ProgressColumn):
@@ -63,58 +54,6 @@ class StatusColumn(ProgressColumn):
 
     def render(self, task) -> Text:
         return Text(str(task.fields.get("status", "")))
-
-
-def run_folder(runs: Path, method: str) -> Path:
-    return runs / EXPERIMENT / method / "run"
-
-
-def is_trained(run: Path) -> bool:
-    """Whether the run's newest checkpoint is its schedule's last step (a run stopped half-way is trained on: ns-train
-    resumes it from its own checkpoints, fourreal_ns/trainer.py)."""
-    from fourreal_ns.checkpoints import checkpoint_files
-    from fourreal_ns.run_config import RunConfigError, read_run_config
-
-    files = checkpoint_files(run / "nerfstudio_models")
-    if not (run / "config.yml").is_file() or not files:
-        return False
-    try:
-        steps = int(read_run_config(run / "config.yml").get("max_num_iterations", 0))
-    except (RunConfigError, TypeError, ValueError):
-        return True  # a config.yml of another layout: trust its checkpoint, as before
-    return files[-1][0] >= steps - 1
-
-
-def train_stage(method: str, scene: Path, runs: Path, arguments: List[str], log: Path) -> Path:
-    """`ns-train METHOD` on `scene`; returns the run's config.yml."""
-    from fourreal_ns.demo import ns_command
-
-    run_logged([
-        ns_command("ns-train"), method, "--data", str(scene), "--output-dir", str(runs),
-        "--experiment-name", EXPERIMENT, "--timestamp", "run", "--vis", "tensorboard",
-        "--viewer.quit-on-train-completion", "True", *arguments,
-    ], log)  # fmt: skip
-    return run_folder(runs, method) / "config.yml"
-
-
-def method_name(schedule: str, stage: str) -> str:
-    """The ns-train method of a stage: 4real-canonical / 4real-motion, or their -small presets."""
-    return f"4real-{stage}" + ("-small" if schedule == "small" else "")
-
-
-def schedule_arguments(schedule: str, stage: str, steps: Optional[int]) -> List[str]:
-    """ns-train options of a schedule for the canonical or motion stage."""
-    from fourreal_ns.method_configs import short_cpu_motion_schedule, short_cpu_schedule
-
-    if schedule in ("paper", "small"):
-        if steps is not None:
-            raise ValueError(f"--steps / --motion-steps shorten the short-cpu schedule; the {schedule} schedule has "
-                             "fixed stage lengths (use --schedule short-cpu, or ns-train directly).")
-        return []
-    if stage == "canonical":
-        steps = 600 if steps is None else steps
-        return short_cpu_schedule(steps)
-    return short_cpu_motion_schedule(600 if steps is None else steps)
 
 
 @dataclass
@@ -295,12 +234,9 @@ class RunAll:
         if self.video.is_file():
             return "kept"
         from fourreal_ns.camera_paths import OrbitThroughTime
-        from fourreal_ns.demo import ns_command
 
         config = self.final_run / "config.yml"
         path = self.video.with_suffix(".json")
         OrbitThroughTime(load_config=config, output=path, num_frames=self.render_frames, data=self.scene).main()
-        run_logged([ns_command("ns-render"), "camera-path", "--load-config", str(config),
-                    "--camera-path-filename", str(path), "--output-path", str(self.video)],
-                   self.out / "logs" / "render.log")
+        render_path(config, path, self.video, self.out / "logs" / "render.log")
         return "done"

@@ -41,7 +41,7 @@ def no_training(monkeypatch):
     def stop(*args, **kwargs):
         raise StopBeforeTraining
 
-    monkeypatch.setattr(demo, "train", stop)
+    monkeypatch.setattr(demo, "train_stage", stop)
 
 
 def run_demo_until_training(output_dir: Path, seed: int) -> None:

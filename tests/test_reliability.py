@@ -326,7 +326,7 @@ def test_fourreal_run_counts_a_stage_stopped_half_way_as_unfinished(tmp_path):
     import yaml
 
     from fourreal_ns.method_configs import small_canonical_config
-    from fourreal_ns.run_all import is_trained
+    from fourreal_ns.runs import is_trained
 
     run = tmp_path / "run"
     (run / "nerfstudio_models").mkdir(parents=True)

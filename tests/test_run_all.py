@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from fourreal_ns.generate.command import GenerationOptions
-from fourreal_ns.run_all import RunAll, run_folder
+from fourreal_ns.run_all import RunAll
+from fourreal_ns.runs import run_folder
 
 STEPS = 40
 
@@ -89,7 +90,7 @@ def test_refine_adds_re_upsampled_frames_and_fine_tunes(finished_run: RunAll, tm
     from tiny_generators import save_tiny_ltx_upsampler
 
     from fourreal_ns.data.scene import load_scene
-    from fourreal_ns.generate.refine import Refine
+    from fourreal_ns.refine import Refine
 
     upsampler = save_tiny_ltx_upsampler(tmp_path / "upsampler")
     motion = run_folder(finished_run.runs, "4real-motion") / "config.yml"

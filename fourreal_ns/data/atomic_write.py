@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import BinaryIO, Callable, Optional
+from typing import BinaryIO, Callable, Optional, Sequence
 
 
 def fsync_folder(folder: Path) -> None:
@@ -54,3 +54,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def write_json_atomic(path: Path, content: dict) -> None:
     """Write `content` as JSON (indent 1, trailing newline) to `path` atomically."""
     atomic_write_bytes(Path(path), (json.dumps(content, indent=1) + "\n").encode("utf-8"))
+
+
+def check_output_folder(out: Path, overwrite: bool, what: str, own_files: Sequence[str]) -> None:
+    """Refuse to write `what` into a non-empty folder unless `overwrite`; with it, remove only the files matching
+    `own_files` (glob patterns of what the writer itself writes: stale frames of a larger earlier write), nothing
+    else."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder.")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"{out} exists and is not empty: refusing to write {what} into it. Pick a new folder or pass "
+                f"overwrite=True (--overwrite) to replace {what}'s own files there.")
+        for pattern in own_files:
+            for stale in out.glob(pattern):
+                if stale.is_file():
+                    stale.unlink()

@@ -57,6 +57,13 @@ class FreezeTimeDataManager(FullImageDatamanager):
     def canonical_time(self) -> float:
         return float(self.canonical["time"])
 
+    def use_videos(self, videos: Optional[Sequence[str]], time_window: Optional[float] = None) -> None:
+        """Which videos and times the next training images come from (FourRealPipeline, each step): the freeze-time
+        datamanager has one video and no time, so only None (all of it) applies."""
+        if videos is not None or time_window is not None:
+            raise ValueError(f"{type(self).__name__} trains on the freeze-time video only (asked for {videos}, "
+                             f"time window {time_window}).")
+
     @property
     def canonical_train_index(self) -> Optional[int]:
         """Index of the canonical freeze frame among the training images (None if it is not one of them)."""

@@ -35,6 +35,7 @@ import tyro
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typing_extensions import Annotated
 
+from fourreal_ns.data.atomic_write import check_output_folder
 from fourreal_ns.data.point_cloud import write_point_cloud_ply
 from fourreal_ns.data.silhouette_seeds import SilhouetteCarvingError, carve_visual_hull
 
@@ -101,20 +102,6 @@ def load_dnerf_npz(path: Path) -> Dict[str, np.ndarray]:
     return {"images": images, "poses": full_poses, "times": times.astype(np.float64), "focal": focal_value}
 
 
-def _check_output_folder(out: Path, overwrite: bool) -> None:
-    """As `fourreal demo-scene`: refuse a non-empty folder unless `overwrite` (then remove only our stale files)."""
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder.")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"{out} exists and is not empty: refusing to import the D-NeRF scene into it. Pick a new folder or "
-                "pass overwrite=True (--overwrite) to replace the importer's own files there.")
-        for stale in [*out.glob("images/reference/frame_*.png"), out / SEED_POINTS_FILE]:
-            if stale.is_file():
-                stale.unlink()
-
-
 def import_dnerf(npz: Path, out: Path, num_train: int = 50, num_val: int = 11, overwrite: bool = False,
                  show_progress: bool = True, seed_points: int = 5000, hull_extent: float = 3.0) -> Path:
     """Write the packed D-NeRF scene `npz` as a fourreal scene folder `out` (module docstring). Returns `out`."""
@@ -139,7 +126,7 @@ def import_dnerf(npz: Path, out: Path, num_train: int = 50, num_val: int = 11, o
                                       num_points=seed_points, extent=hull_extent)
         except SilhouetteCarvingError as error:
             raise DNeRFImportError(f"{npz}: {error} Or pass --seed-points 0 to start from random Gaussians.") from None
-    _check_output_folder(out, overwrite)
+    check_output_folder(out, overwrite, "the D-NeRF scene", ("images/reference/frame_*.png", SEED_POINTS_FILE))
 
     frames = []
     progress = Progress(TextColumn("[bold]import-dnerf"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -21,6 +21,8 @@ from typing import Tuple
 
 import numpy as np
 
+from fourreal_ns.geometry import project_opengl
+
 
 class SilhouetteCarvingError(ValueError):
     """No candidate point lies inside the silhouettes (wrong background, poses or extent)."""
@@ -37,18 +39,6 @@ def dilate_by_one_pixel(masks: np.ndarray) -> np.ndarray:
 
     kernel = np.ones((3, 3), np.uint8)
     return np.stack([cv2.dilate(mask.astype(np.uint8), kernel) > 0 for mask in masks])
-
-
-def project_opengl(points: np.ndarray, camera_to_world: np.ndarray, focal: float, cx: float, cy: float
-                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Pixel coordinates (u, v) and depth of world points seen by an OpenGL camera (looks down -z, +y up)."""
-    world_to_camera = np.linalg.inv(camera_to_world)
-    in_camera = points @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
-    depth = -in_camera[:, 2]
-    safe_depth = np.where(depth > 1e-6, depth, 1.0)
-    u = focal * in_camera[:, 0] / safe_depth + cx
-    v = -focal * in_camera[:, 1] / safe_depth + cy
-    return u, v, depth
 
 
 def carve_visual_hull(images: np.ndarray, camera_to_worlds: np.ndarray, focal: float, cx: float, cy: float,

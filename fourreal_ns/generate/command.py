@@ -32,10 +32,10 @@ from fourreal_ns.generate.parts import (GENERATION_FILE, PARTS_FOLDER, Generatio
 from fourreal_ns.generate.prompts import freeze_time_prompt
 from fourreal_ns.generate.reference_video import canonical_reference_frame, generate_reference_video
 from fourreal_ns.generate.video_models import BACKENDS, GeneratorSettings, VideoGenerator, load_generator
+from fourreal_ns.guidance.config import DEFAULT_NEGATIVE_PROMPT
 
 CONSOLE = Console()
 
-DEFAULT_NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
 """LTX-Video's recommended negative prompt (also sensible for Wan)."""
 
 CONTENT_SETTINGS = (

@@ -39,7 +39,7 @@ def _frame_files(folder: Path) -> List[Path]:
 def nominal_freeze_poses(num_frames: int, canonical_index: int, degrees_per_frame: float, radius: float,
                          elevation_degrees: float) -> List[np.ndarray]:
     """OpenGL camera-to-world poses of the freeze frames on the nominal circle (module docstring)."""
-    from fourreal_ns.demo_scene import orbit_camera
+    from fourreal_ns.geometry import orbit_camera
 
     height = radius * math.tan(math.radians(elevation_degrees))
     return [orbit_camera((k - canonical_index) * degrees_per_frame, radius=radius, height=height)

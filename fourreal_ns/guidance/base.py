@@ -138,6 +138,12 @@ class VideoGuidance(ABC):
         """Classifier-free guidance needs a second (unconditional) pass only when the scale exceeds 1."""
         return self.guidance_scale > 1.0
 
+    def targets_for_trajectory(self, trajectory, view) -> Optional[Tensor]:
+        """The SDS targets of a rendered trajectory when the guidance knows the scene itself (an oracle that renders
+        the ground truth at the trajectory's cameras and times, seen through `view`); None for a video model, whose
+        targets come from `predict_x0`. A named, optional hook (FourRealPipeline.score_distillation)."""
+        return None
+
     def predict_x0(self, frames: Tensor, cond_frame: Optional[Tensor], sigma: float) -> Tensor:
         """One-step denoised estimate of ``frames`` noised at ``sigma`` (paper eq. 5); see the module docstring."""
         if frames.ndim != 4 or frames.shape[1] != 3:

@@ -197,6 +197,7 @@ class FourRealMotionModel(DeformableSplatModel):
     """Splatfacto + the temporal deformation of 4Real's stage 2."""
 
     config: FourRealMotionModelConfig
+    moves_in_time = True
 
     # ---------------------------------------------------------------- construction
     def populate_modules(self) -> None:

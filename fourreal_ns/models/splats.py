@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Type, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from torch import Tensor
@@ -171,6 +171,31 @@ class DeformableSplatModel(SplatfactoModel):
         for param in self.gauss_params.values():
             param.data = param.data.new_zeros((num,) + tuple(param.shape[1:]))
         return torch.nn.Module.load_state_dict(self, state_dict, strict=strict)
+
+    # ---------------------------------------------------------------- the stage schedule (read by FourRealPipeline)
+    canonical_checkpoint_error: Optional[Exception] = None
+    """A start-up problem that only matters when training (4real-motion's missing canonical run)."""
+    moves_in_time: bool = False
+    """Whether the model deforms the scene with time (4real-motion)."""
+
+    def training_videos(self, step: int) -> Optional[Sequence[str]]:
+        """Which videos the datamanager draws from at `step` (None: all it loaded)."""
+        return None
+
+    def training_time_window(self, step: int) -> Optional[float]:
+        """The largest |t - t_c| of the frames drawn at `step` (None: every time)."""
+        return None
+
+    def sds_kind(self, step: int) -> Optional[str]:
+        """The video SDS of `step`: "multiview", "temporal" or None (no SDS)."""
+        return None
+
+    def sds_window(self) -> Tuple[int, int]:
+        """The steps of video SDS, [start, end)."""
+        return 0, 0
+
+    def sds_weight(self, kind: str) -> float:
+        return 0.0
 
     # ---------------------------------------------------------------- deformation hooks
     def deltas_for_camera(self, camera: Cameras) -> Optional[Deltas]:

@@ -33,6 +33,7 @@ import numpy as np
 
 from fourreal_ns.data.atomic_write import write_json_atomic
 from fourreal_ns.generate.parts import write_frames_atomic
+from fourreal_ns.guidance.config import DEFAULT_NEGATIVE_PROMPT
 
 DEFAULT_UPSAMPLER = "Lightricks/ltxv-spatial-upscaler-0.9.7"
 DEFAULT_LTX = "Lightricks/LTX-Video-0.9.7-dev"
@@ -181,7 +182,7 @@ class Refine:
     """Steps of the denoising pass (diffusers scales them by the strength)."""
     prompt: Optional[str] = None
     """Prompt of the denoising pass (default: the scene's generation prompt)."""
-    negative_prompt: str = "worst quality, inconsistent motion, blurry, jittery, distorted"
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     """Negative prompt of the denoising pass."""
     seed: int = 0
     """Seed of the upsampler's VAE sampling and the denoising pass."""
@@ -198,7 +199,7 @@ class Refine:
 
     def main(self) -> None:
         from fourreal_ns.guidance.errors import GuidanceWeightsNotFoundError
-        from fourreal_ns.run_all import StepFailed
+        from fourreal_ns.runs import StepFailed
 
         try:
             self.run()
@@ -258,7 +259,7 @@ class Refine:
         return self._finetune(out, content)
 
     def _finetune(self, scene: Path, content: dict) -> Path:
-        from fourreal_ns.run_all import EXPERIMENT, run_folder, schedule_arguments, train_stage
+        from fourreal_ns.runs import EXPERIMENT, run_folder, schedule_arguments, train_stage
 
         run = Path(self.load_config).parent
         checkpoints = sorted((run / "nerfstudio_models").glob("step-*.ckpt"))
