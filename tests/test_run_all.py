@@ -60,12 +60,10 @@ def test_run_produces_loadable_stages_and_a_video(finished_run: RunAll) -> None:
 
 
 def test_second_run_skips_every_step(finished_run: RunAll, monkeypatch) -> None:
-    import fourreal_ns.run_all as run_all
-
     def fail(*args, **kwargs):
         raise AssertionError("a finished step ran again")
 
-    monkeypatch.setattr(run_all, "run_logged", fail)
+    monkeypatch.setattr("fourreal_ns.runs.run_command", fail)  # every ns-train and ns-render of `fourreal run`
     monkeypatch.setattr("fourreal_ns.generate.video_models.LTXGenerator.__init__", fail)
     modified = finished_run.video.stat().st_mtime
     finished_run.run()
