@@ -33,7 +33,7 @@ import numpy as np
 
 from fourreal_ns.data.atomic_write import write_json_atomic
 from fourreal_ns.generate.parts import write_frames_atomic
-from fourreal_ns.guidance.config import DEFAULT_NEGATIVE_PROMPT
+from fourreal_ns.model_registry import DEFAULT_NEGATIVE_PROMPT
 
 DEFAULT_UPSAMPLER = "Lightricks/ltxv-spatial-upscaler-0.9.7"
 DEFAULT_LTX = "Lightricks/LTX-Video-0.9.7-dev"

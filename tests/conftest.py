@@ -60,16 +60,45 @@ def run_ns(args: List[str], timeout: float = 900, cwd: Path | None = None) -> su
 CANONICAL_STEPS = 600
 
 
-def train_canonical(scene: Path, output: Path, name: str, extra: List[str], steps: int = CANONICAL_STEPS) -> Path:
-    """`ns-train 4real-canonical` with the short CPU schedule; returns the run's config.yml."""
+def canonical_command(scene: Path, output: Path, name: str, extra: List[str], steps: int) -> List[str]:
     from fourreal_ns.method_configs import short_cpu_schedule
 
-    run_ns([
+    return [
         "ns-train", "4real-canonical", "--data", str(scene), "--output-dir", str(output), "--experiment-name", name,
         "--timestamp", "run", "--vis", "tensorboard", "--viewer.quit-on-train-completion", "True",
         "--steps-per-save", str(steps), *short_cpu_schedule(steps), *extra,
-    ])  # fmt: skip
+    ]  # fmt: skip
+
+
+def train_canonical(scene: Path, output: Path, name: str, extra: List[str], steps: int = CANONICAL_STEPS) -> Path:
+    """`ns-train 4real-canonical` with the short CPU schedule; returns the run's config.yml."""
+    run_ns(canonical_command(scene, output, name, extra, steps))
     return output / name / "4real-canonical" / "run" / "config.yml"
+
+
+def train_canonical_side_by_side(scene: Path, output: Path, runs: Dict[str, List[str]], steps: int,
+                                 timeout: float = 1500) -> Dict[str, Path]:  # fmt: skip
+    """Independent 4real-canonical runs (name -> extra options) at once, one CPU thread each: on two cores two
+    runs take the time of one (the per-step work is too small for a second thread to halve it)."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    processes = {}
+    for name, extra in runs.items():
+        command = canonical_command(scene, output, name, extra, steps)
+        processes[name] = subprocess.Popen([ns_script(command[0]), *command[1:]], stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT, text=True, env=environment)  # fmt: skip
+    failures = []
+    for name, process in processes.items():
+        try:
+            log, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for other in processes.values():
+                other.kill()
+            raise
+        if process.returncode != 0:
+            failures.append(f"{name} exited {process.returncode}\n{log[-6000:]}")
+    if failures:
+        raise AssertionError("\n".join(failures))
+    return {name: output / name / "4real-canonical" / "run" / "config.yml" for name in runs}
 
 
 @pytest.fixture(scope="session")

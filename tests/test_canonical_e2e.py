@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CANONICAL_STEPS, run_ns, train_canonical
+from conftest import CANONICAL_STEPS, run_ns, train_canonical, train_canonical_side_by_side
 
 pytestmark = pytest.mark.e2e
 
@@ -67,11 +67,10 @@ def drifting_runs(drifting_scene, tmp_path_factory) -> dict:
     """4real-canonical on the drifting scene with the per-frame deformation and without it (never switched on)."""
     output = tmp_path_factory.mktemp("drifting_runs")
     never = [f"--pipeline.model.deformation-start-step={ABLATION_STEPS + 1}"]
-    return {
-        "with": train_canonical(drifting_scene, output, "with_deformation", ABLATION_OPTIONS, steps=ABLATION_STEPS),
-        "without": train_canonical(drifting_scene, output, "without_deformation", ABLATION_OPTIONS + never,
-                                   steps=ABLATION_STEPS),
-    }
+    runs = train_canonical_side_by_side(drifting_scene, output, {"with_deformation": ABLATION_OPTIONS,
+                                                                 "without_deformation": ABLATION_OPTIONS + never},
+                                        steps=ABLATION_STEPS)  # fmt: skip
+    return {"with": runs["with_deformation"], "without": runs["without_deformation"]}
 
 
 def latest_checkpoint(config: Path) -> dict:
@@ -147,10 +146,8 @@ def perturbed_pose_runs(tmp_path_factory) -> tuple:
 
     scene = make_demo_scene(tmp_path_factory.mktemp("perturbed") / "scene", seed=0, **PERTURBED_POSES)
     output = tmp_path_factory.mktemp("perturbed_runs")
-    return scene, {
-        "refined": train_canonical(scene, output, "refined", []),
-        "unrefined": train_canonical(scene, output, "unrefined", ["--pipeline.model.camera-optimizer.mode=off"]),
-    }
+    return scene, train_canonical_side_by_side(scene, output, {
+        "refined": [], "unrefined": ["--pipeline.model.camera-optimizer.mode=off"]}, steps=STEPS)
 
 
 def test_pose_refinement_recovers_perturbed_poses(perturbed_pose_runs):

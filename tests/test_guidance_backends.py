@@ -334,15 +334,25 @@ def test_inputs_are_validated(tiny_folders):
 
 # ---------------------------------------------------------------------------------------------------- config/errors
 def test_config_defaults_and_registry():
-    from fourreal_ns.guidance.config import BACKENDS as REGISTRY, backend_class
+    """One registry (fourreal_ns.model_registry) for guidance and generation: each class registered next to its
+    definition carries the registry's default weights; the config's Literal names exactly the registered models."""
+    import typing
+
+    from fourreal_ns.generate.video_models import LTXGenerator, WanGenerator
+    from fourreal_ns.guidance.config import backend_class
+    from fourreal_ns.model_registry import GENERATORS, MODELS, generator_class
 
     config = GuidanceConfig()
     assert config.enabled and config.backend == "ltx" and config.model_id is None and not config.cpu_offload
     for name in BACKENDS:
         cls = backend_class(name)
-        assert cls.name == name and cls.default_model_id
+        assert cls.name == name and cls.default_model_id == MODELS[name].default_model_id
         assert cls.default_sds_size[0] % cls.size_multiple == 0 and cls.default_sds_size[1] % cls.size_multiple == 0
-    assert set(REGISTRY) == set(BACKENDS)
+    literal = typing.get_type_hints(GuidanceConfig)["backend"]
+    assert set(typing.get_args(literal)) == set(MODELS) == set(BACKENDS)
+    assert GENERATORS == {"ltx": LTXGenerator, "wan": WanGenerator} and generator_class("wan") is WanGenerator
+    assert LTXGenerator.default_model_id == backend_class("ltx").default_model_id
+    assert (LTXGenerator.temporal_multiple, WanGenerator.temporal_multiple) == (8, 4)
     with pytest.raises(GuidanceConfigError, match="unknown guidance backend"):
         backend_class("nope")
 

@@ -114,5 +114,5 @@ def test_growth_copies_high_gradient_gaussians_and_keeps_the_frozen_prefix():
     assert torch.equal(params["means"][10:], params["means"][[2, 7]])
     strategy = FrozenPrefixStrategy(prune_opa=0.01, reset_every=10**9, num_frozen=num)
     frozen = params["means"][:num].detach().clone()
-    assert strategy._prune_gs(params, optimizers, state, step=1) == 2  # only the two copies
+    assert strategy.prune(params, optimizers, state, step=1) == 2  # only the two copies
     assert torch.equal(params["means"], frozen)

@@ -31,12 +31,10 @@ from fourreal_ns.generate.parts import (GENERATION_FILE, PARTS_FOLDER, Generatio
                                         write_frames_atomic)
 from fourreal_ns.generate.prompts import freeze_time_prompt
 from fourreal_ns.generate.reference_video import canonical_reference_frame, generate_reference_video
-from fourreal_ns.generate.video_models import BACKENDS, GeneratorSettings, VideoGenerator, load_generator
-from fourreal_ns.guidance.config import DEFAULT_NEGATIVE_PROMPT
+from fourreal_ns.generate.video_models import GeneratorSettings, VideoGenerator, load_generator
+from fourreal_ns.model_registry import DEFAULT_NEGATIVE_PROMPT, GENERATORS
 
 CONSOLE = Console()
-
-"""LTX-Video's recommended negative prompt (also sensible for Wan)."""
 
 CONTENT_SETTINGS = (
     "prompt", "freeze_prompt", "negative_prompt", "backend", "model_ids", "seed", "num_reference_frames",
@@ -117,8 +115,8 @@ def _check_inputs(prompt: str, out: Path, options: GenerationOptions) -> None:
                             "kitchen'.")
     if out.exists() and not out.is_dir():
         raise GenerateError(f"--out {out} is a file; give a folder for the scene (it is created if missing).")
-    if options.backend not in BACKENDS:
-        raise GenerateError(f"--backend {options.backend!r}: use one of {', '.join(BACKENDS)}.")
+    if options.backend not in GENERATORS:
+        raise GenerateError(f"--backend {options.backend!r}: use one of {', '.join(GENERATORS)}.")
     if options.num_reference_frames < 2:
         raise GenerateError("--num-reference-frames must be at least 2.")
     if options.num_freeze_frames is not None and options.num_freeze_frames < 2:
@@ -133,7 +131,7 @@ def _check_inputs(prompt: str, out: Path, options: GenerationOptions) -> None:
 
 def resolve_settings(prompt: str, options: GenerationOptions) -> Dict[str, object]:
     """Every setting that determines the frames, with the backend's defaults filled in (no model is loaded)."""
-    backend = BACKENDS[options.backend]
+    backend = GENERATORS[options.backend]
     model_id = options.model_id or backend.default_model_id
     try:
         j_c = canonical_reference_frame(options.canonical_frame, options.num_reference_frames)

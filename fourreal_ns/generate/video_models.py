@@ -33,6 +33,8 @@ from typing import Callable, Dict, List, Optional, Protocol, Sequence
 
 import numpy as np
 
+from fourreal_ns.model_registry import generator_class, register_generator, torch_dtype
+
 StepCallback = Optional[Callable[[], None]]
 """Called once per denoising step (progress bars)."""
 
@@ -113,27 +115,23 @@ def _pil(frames: Sequence[np.ndarray]) -> List["object"]:
 def _resolve_device_and_dtype(settings: GeneratorSettings):
     import torch
 
-    from fourreal_ns.guidance.base import DTYPES
-
     device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype_name = settings.dtype or ("bfloat16" if device.type == "cuda" else "float32")
-    if dtype_name not in DTYPES:
-        raise ValueError(f"--dtype {dtype_name!r}: use one of {', '.join(DTYPES)}")
     if settings.cpu_offload and device.type != "cuda":
         raise ValueError("--cpu-offload moves models between the CPU and a CUDA device; it needs --device cuda.")
-    return device, DTYPES[dtype_name]
+    return device, torch_dtype(dtype_name)
 
 
 class DiffusersGenerator:
     """Shared loading, sizes, seeds and progress of the diffusers backends; subclasses build the pipelines."""
 
-    name = ""
+    name = ""  # name and default_model_id: set by @register_generator (fourreal_ns.model_registry)
     default_model_id = ""
     default_size = (480, 704)
     """(height, width)."""
     default_steps = 50
     default_guidance_scale = 3.0
-    temporal_multiple = 8
+    temporal_multiple = 8  # set by @register_generator from the registry; a loaded Wan reads its VAE's
     size_multiple = 32
     """Frame sizes must be multiples of this (the pipelines check it; the loaded model may ask for more)."""
     required_components = ("vae", "transformer", "text_encoder", "tokenizer")
@@ -230,16 +228,14 @@ class DiffusersGenerator:
         return frames[padded: padded + num_new]
 
 
+@register_generator("ltx")
 class LTXGenerator(DiffusersGenerator):
     """LTX-Video through diffusers (text-to-video + `LTXConditionPipeline` known-frame conditioning)."""
 
-    name = "ltx"
-    #: 0.9.5 and later are trained with frame conditioning (LTXConditionPipeline); 2B, fits a 24 GB GPU in bf16.
-    default_model_id = "Lightricks/LTX-Video-0.9.5"
+    # 0.9.5 and later are trained with frame conditioning (LTXConditionPipeline); 2B, fits a 24 GB GPU in bf16.
     default_size = (480, 704)
     default_steps = 40
     default_guidance_scale = 3.0
-    temporal_multiple = 8
 
     def _frames_pipeline(self, pipe):
         from diffusers import LTXConditionPipeline
@@ -261,15 +257,13 @@ class LTXGenerator(DiffusersGenerator):
         return {"conditions": [condition], "frame_rate": int(round(self.settings.frame_rate))}
 
 
+@register_generator("wan")
 class WanGenerator(DiffusersGenerator):
     """Wan 2.2 TI2V through diffusers (`WanPipeline` + known latent frames at timestep 0)."""
 
-    name = "wan"
-    default_model_id = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
     default_size = (704, 1280)
     default_steps = 50
     default_guidance_scale = 5.0
-    temporal_multiple = 4
 
     def _fp32_pinned_classes(self):
         from diffusers import WanTransformer3DModel
@@ -331,16 +325,6 @@ def _wan_known_frames_class():
     return WanKnownFramesPipeline
 
 
-BACKENDS = {"ltx": LTXGenerator, "wan": WanGenerator}
-"""Backend name -> generator class."""
-
-
 def load_generator(settings: GeneratorSettings) -> VideoGenerator:
     """Build the backend `settings.backend` (loads the weights)."""
-    if settings.backend not in BACKENDS:
-        raise ValueError(f"unknown backend {settings.backend!r}: use one of {', '.join(BACKENDS)}")
-    return BACKENDS[settings.backend](settings)
-
-
-def default_model_id(backend: str) -> str:
-    return BACKENDS[backend].default_model_id
+    return generator_class(settings.backend)(settings)

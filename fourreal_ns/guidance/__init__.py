@@ -4,11 +4,10 @@ Import-light: only the configuration and errors are imported here; the backends 
 ``GuidanceConfig.build``.
 """
 
-from fourreal_ns.guidance.config import BACKENDS, DEFAULT_NEGATIVE_PROMPT, GuidanceConfig, backend_class
+from fourreal_ns.guidance.config import DEFAULT_NEGATIVE_PROMPT, GuidanceConfig, backend_class
 from fourreal_ns.guidance.errors import GuidanceConfigError, GuidanceError, GuidanceWeightsNotFoundError
 
 __all__ = [
-    "BACKENDS",
     "DEFAULT_NEGATIVE_PROMPT",
     "GuidanceConfig",
     "GuidanceConfigError",

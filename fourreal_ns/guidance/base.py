@@ -23,19 +23,22 @@ Contract of :meth:`VideoGuidance.predict_x0`:
 from __future__ import annotations
 
 import gc
+import logging
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from fourreal_ns.guidance.errors import GuidanceConfigError
 from fourreal_ns.guidance.loading import accelerate_available, load_diffusers_pipeline
+from fourreal_ns.model_registry import torch_dtype
 
 if TYPE_CHECKING:
     from fourreal_ns.guidance.config import GuidanceConfig
 
-DTYPES: Dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+logger = logging.getLogger(__name__)
 
 
 def classifier_free_guidance(uncond: Tensor, cond: Tensor, scale: float) -> Tensor:
@@ -71,9 +74,9 @@ class VideoGuidance(ABC):
     * ``guidance_scale``, ``dtype``, ``device`` (where the networks run).
     """
 
-    #: registry name of the backend
+    #: registry name of the backend and the hub id used when ``GuidanceConfig.model_id`` is None; both set by
+    #: ``@register_guidance`` (fourreal_ns.model_registry)
     name: str = ""
-    #: hub id used when ``GuidanceConfig.model_id`` is None
     default_model_id: str = ""
     #: ``(H, W)`` frames are resized to, unless overridden by ``sds_height``/``sds_width``
     default_sds_size: Tuple[int, int] = (288, 512)
@@ -99,7 +102,7 @@ class VideoGuidance(ABC):
         """
         self.config = config
         self.model_id = config.model_id or self.default_model_id
-        self.dtype = DTYPES[config.dtype]
+        self.dtype = torch_dtype(config.dtype)
         self.device = torch.device(config.device if config.device is not None else device)
         self.guidance_scale = float(config.guidance_scale if config.guidance_scale is not None
                                     else self.default_guidance_scale)
@@ -196,6 +199,22 @@ class VideoGuidance(ABC):
         return ()
 
     # ------------------------------------------------------------------ helpers
+    def _adopt_transformer(self, spatial_ratio: int, temporal_ratio: int, spatial_patch: int, temporal_patch: int) -> None:
+        """For the diffusion transformers (LTX, Wan): the denoiser, the latent grid (VAE compression x patch) and
+        the scheduler's training timesteps. Temporal patches other than 1 are not supported."""
+        if int(temporal_patch) != 1:
+            raise NotImplementedError(f"{self.name} guidance assumes temporal patch size 1, got {temporal_patch}")
+        self.denoiser = self.pipe.transformer
+        self.spatial_ratio, self.temporal_ratio = int(spatial_ratio), int(temporal_ratio)
+        self.size_multiple = self.spatial_ratio * int(spatial_patch)
+        self.num_train_timesteps = float(self.pipe.scheduler.config.get("num_train_timesteps", 1000))
+
+    def _text_prompt(self) -> str:
+        """The prompt to embed (the empty prompt, with a warning, when none was given)."""
+        if self.prompt is None:
+            logger.warning("%s guidance: no prompt given, using the empty prompt", self.name)
+        return self.prompt or ""
+
     def _resolve_sds_size(self, height: Optional[int], width: Optional[int]) -> Tuple[int, int]:
         h = height if height is not None else self.default_sds_size[0]
         w = width if width is not None else self.default_sds_size[1]

@@ -4,39 +4,31 @@
 wan``). It is cheap to import: backends (and with them diffusers/transformers) are imported only by :meth:`build`,
 which keeps ``ns-*`` start-up unaffected when SDS is not used.
 
-Adding a backend is one line in :data:`BACKENDS` (name -> ``"module:Class"``) plus the ``Literal`` of ``backend``.
+Adding a backend: its model in ``fourreal_ns.model_registry.MODELS``, its class in ``fourreal_ns/guidance/<name>.py``
+registered with ``@register_guidance("<name>")``, and the name in the ``Literal`` of ``backend``.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Literal, Optional, Type
+from typing import TYPE_CHECKING, Literal, Optional, Type
 
 from fourreal_ns.guidance.errors import GuidanceConfigError
+from fourreal_ns.model_registry import DEFAULT_NEGATIVE_PROMPT, MODELS, UnknownModelError, guidance_class
 
 if TYPE_CHECKING:
     import torch
 
     from fourreal_ns.guidance.base import VideoGuidance
 
-#: backend name -> "module:Class" implementing :class:`~fourreal_ns.guidance.base.VideoGuidance` (lazy import).
-BACKENDS: Dict[str, str] = {
-    "ltx": "fourreal_ns.guidance.ltx:LTXGuidance",
-    "wan": "fourreal_ns.guidance.wan:WanGuidance",
-    "svd": "fourreal_ns.guidance.svd:SVDGuidance",
-}
-
-#: Negative prompt for classifier-free guidance (LTX-Video's recommended one; also sensible for Wan).
-DEFAULT_NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
 
 
 def backend_class(name: str) -> "Type[VideoGuidance]":
-    """Import and return the guidance class registered under ``name``."""
-    if name not in BACKENDS:
-        raise GuidanceConfigError(f"unknown guidance backend '{name}'; available: {sorted(BACKENDS)}")
-    module_name, class_name = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    """Import and return the guidance class registered under ``name`` (fourreal_ns.model_registry)."""
+    try:
+        return guidance_class(name)
+    except UnknownModelError as error:
+        raise GuidanceConfigError(str(error)) from None
 
 
 @dataclass
@@ -89,7 +81,7 @@ class GuidanceConfig:
         from fourreal_ns.guidance.errors import GuidanceWeightsNotFoundError
         from fourreal_ns.guidance.loading import hub_offline, hub_problem, looks_like_local_path
 
-        model_id = self.model_id or backend_class(self.backend).default_model_id
+        model_id = self.model_id or MODELS[self.backend].default_model_id
         if looks_like_local_path(model_id):
             if not (Path(model_id).expanduser() / "model_index.json").is_file():
                 raise GuidanceWeightsNotFoundError(model_id, self.backend,

@@ -17,24 +17,21 @@ One SDS step (paper eq. 5):
 
 from __future__ import annotations
 
-import logging
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from fourreal_ns.guidance.base import VideoGuidance, classifier_free_guidance, pad_frames
+from fourreal_ns.model_registry import register_guidance
 
-logger = logging.getLogger(__name__)
 
-
+@register_guidance("ltx")
 class LTXGuidance(VideoGuidance):
     """LTX-Video 0.9.x (2B, non-distilled) through diffusers."""
 
-    name = "ltx"
-    #: LTX-Video 0.9.5: 2B, diffusers layout, trained with frame conditioning (clean tokens at timestep 0).
-    #: "Lightricks/LTX-Video-0.9.1" (2B) and "Lightricks/LTX-Video" (0.9.0) load the same way.
-    default_model_id = "Lightricks/LTX-Video-0.9.5"
+    # Default weights (model_registry): LTX-Video 0.9.5, trained with frame conditioning (clean tokens at timestep
+    # 0); "Lightricks/LTX-Video-0.9.1" (2B) and "Lightricks/LTX-Video" (0.9.0) load the same way.
     default_sds_size = (288, 512)
     default_guidance_scale = 3.0
     size_multiple = 32
@@ -46,21 +43,13 @@ class LTXGuidance(VideoGuidance):
 
     def _load(self) -> None:
         pipe = self.pipe
-        self.denoiser = pipe.transformer
-        self.spatial_ratio = int(self.vae.spatial_compression_ratio)
-        self.temporal_ratio = int(self.vae.temporal_compression_ratio)
-        self.patch_size = int(self.denoiser.config.patch_size)
-        self.patch_size_t = int(self.denoiser.config.patch_size_t)
-        self.size_multiple = self.spatial_ratio * self.patch_size
-        self.num_train_timesteps = float(pipe.scheduler.config.get("num_train_timesteps", 1000))
+        config = pipe.transformer.config  # temporal patch 1: true for all LTX-Video 0.9.x
+        self.patch_size = int(config.patch_size)
+        self._adopt_transformer(self.vae.spatial_compression_ratio, self.vae.temporal_compression_ratio,
+                                config.patch_size, config.patch_size_t)  # fmt: skip
         self.scaling_factor = float(self.vae.config.scaling_factor)
-        if self.patch_size_t != 1:
-            raise NotImplementedError("LTX guidance assumes temporal patch size 1 (true for all LTX-Video 0.9.x)")
-        prompt = self.prompt if self.prompt is not None else ""
-        if self.prompt is None:
-            logger.warning("LTX guidance: no prompt given, using the empty prompt")
         pos, pos_mask, neg, neg_mask = pipe.encode_prompt(
-            prompt=prompt, negative_prompt=self.negative_prompt, do_classifier_free_guidance=self.do_cfg,
+            prompt=self._text_prompt(), negative_prompt=self.negative_prompt, do_classifier_free_guidance=self.do_cfg,
             num_videos_per_prompt=1, max_sequence_length=self.max_sequence_length, device=self.device,
             dtype=self.dtype)
         if self.do_cfg:  # one batched pass: [uncond, cond]

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fourreal_ns.guidance.base import VideoGuidance, classifier_free_guidance
+from fourreal_ns.model_registry import register_guidance
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +52,10 @@ def edm_preconditioning(sigma: float) -> Tuple[float, float, float, float]:
     return c_in, c_skip, c_out, c_noise
 
 
+@register_guidance("svd")
 class SVDGuidance(VideoGuidance):
     """Stable Video Diffusion img2vid(-xt) through diffusers. The text prompt is ignored."""
 
-    name = "svd"
-    default_model_id = "stabilityai/stable-video-diffusion-img2vid-xt"
     default_sds_size = (320, 576)
     default_guidance_scale = 3.0
     size_multiple = 64

@@ -24,7 +24,6 @@ transformer uses ``(1, 2, 2)`` patches. One SDS step:
 
 from __future__ import annotations
 
-import logging
 from typing import Optional, Tuple
 
 import torch
@@ -32,15 +31,14 @@ from torch import Tensor
 
 from fourreal_ns.guidance.base import VideoGuidance, classifier_free_guidance, pad_frames
 from fourreal_ns.guidance.errors import GuidanceConfigError
+from fourreal_ns.model_registry import register_guidance
 
-logger = logging.getLogger(__name__)
 
 
+@register_guidance("wan")
 class WanGuidance(VideoGuidance):
     """Wan 2.2 TI2V-5B (diffusers layout) through diffusers."""
 
-    name = "wan"
-    default_model_id = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
     default_sds_size = (352, 640)
     default_guidance_scale = 5.0
     size_multiple = 32
@@ -55,26 +53,19 @@ class WanGuidance(VideoGuidance):
 
     def _load(self) -> None:
         pipe = self.pipe
-        self.denoiser = pipe.transformer
-        config = self.denoiser.config
+        config = pipe.transformer.config
         if config.in_channels != self.vae.config.z_dim or getattr(config, "image_dim", None) is not None:
             raise GuidanceConfigError(
                 f"'{self.model_id}' is a Wan image-to-video model with concatenated mask/image channels "
                 f"(transformer in_channels={config.in_channels}, VAE z_dim={self.vae.config.z_dim}); the wan "
                 "guidance backend supports Wan 2.2 TI2V-5B (and text-to-video Wan checkpoints).")
         self.patch = tuple(int(p) for p in config.patch_size)
-        if self.patch[0] != 1:
-            raise NotImplementedError("Wan guidance assumes temporal patch size 1")
-        self.spatial_ratio = int(self.vae.config.scale_factor_spatial)
-        self.temporal_ratio = int(self.vae.config.scale_factor_temporal)
-        self.size_multiple = self.spatial_ratio * self.patch[1]
-        self.num_train_timesteps = float(pipe.scheduler.config.get("num_train_timesteps", 1000))
+        self._adopt_transformer(self.vae.config.scale_factor_spatial, self.vae.config.scale_factor_temporal,
+                                self.patch[1], self.patch[0])  # fmt: skip
         self.latents_mean = torch.tensor(self.vae.config.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
         self.latents_std = torch.tensor(self.vae.config.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
-        if self.prompt is None:
-            logger.warning("Wan guidance: no prompt given, using the empty prompt")
         pos, neg = pipe.encode_prompt(
-            prompt=self.prompt or "", negative_prompt=self.negative_prompt, do_classifier_free_guidance=self.do_cfg,
+            prompt=self._text_prompt(), negative_prompt=self.negative_prompt, do_classifier_free_guidance=self.do_cfg,
             num_videos_per_prompt=1, max_sequence_length=self.max_sequence_length, device=self.device,
             dtype=self.dtype)
         self.prompt_embeds = pos.detach()

@@ -6,7 +6,7 @@ The scene at time t is the canonical Gaussians moved by a temporal deformation f
 time t_c. It is fitted to the reference video with L1 + SSIM and kept plausible by the regularisers of appendix B
 (L_norm, L_diff, L_rigid, L_rot; `regularizers.py`), each weighted 0.01.
 
-Two ways to start:
+Two ways to start (the phases: `motion_phases.py`, the one place that knows their boundaries):
 - from a 4real-canonical run (`canonical_checkpoint`; the paper's pipeline). The Gaussians are loaded inside
   `populate_modules`, before the optimisers exist, and the schedule of appendix C.2 runs (steps counted from the
   start of this stage):
@@ -41,7 +41,8 @@ from nerfstudio.cameras.cameras import Cameras
 from fourreal_ns.checkpoints import CheckpointError, checkpoint_files, load_newest_checkpoint, read_checkpoint
 from fourreal_ns.errors import FourRealError
 from fourreal_ns.models.deformation import DeformationField, DeformationFieldConfig, Deltas
-from fourreal_ns.models.growth import FrozenPrefixStrategy, introduce_new_gaussians
+from fourreal_ns.models.growth import FrozenPrefixStrategy, accumulate_statistics, introduce_new_gaussians
+from fourreal_ns.models.motion_phases import GROWTH, MOTION_FIT, MotionPhases
 from fourreal_ns.models.regularizers import (
     NeighbourGraph,
     diff_loss,
@@ -220,7 +221,10 @@ class FourRealMotionModel(DeformableSplatModel):
         metadata = self.kwargs.get("metadata", {}) or {}
         if metadata.get("static"):
             raise StaticSceneError(metadata.get("scene", "the scene"))
-        super().populate_modules()
+        self.phases = MotionPhases(self.has_canonical, self.config.motion_fit_steps, self.config.growth_steps,
+                                   self.config.static_warmup_steps, self.config.sds_start_step,
+                                   self.config.sds_end_step)  # fmt: skip
+        super().populate_modules()  # builds the strategy (make_strategy), which reads the phases
         self.canonical_time = float(metadata.get("canonical", {}).get("time", 0.0))
         # The time between reference frames (1 / 16 where a scene has a single time): eqs. 8-12's t - 1, the curriculum.
         self.reference_time_step = float(metadata.get("reference_time_step", 0.0)) or 1.0 / 16
@@ -259,54 +263,40 @@ class FourRealMotionModel(DeformableSplatModel):
             return super().make_strategy()
         # Growth (D.2, E.2): only during the growth stage, only the new Gaussians, the higher opacity threshold.
         settings = self.strategy_settings()
-        settings.update(
-            prune_opa=self.config.growth_cull_alpha_thresh,
-            refine_scale2d_stop_iter=0,
-            refine_start_iter=self.config.motion_fit_steps,
-            refine_stop_iter=self.config.motion_fit_steps + self.config.growth_steps,
-        )
+        first, end = self.phases.growth_window()
+        settings.update(prune_opa=self.config.growth_cull_alpha_thresh, refine_scale2d_stop_iter=0,
+                        refine_start_iter=first, refine_stop_iter=end)  # fmt: skip
         return FrozenPrefixStrategy(**settings)
 
     # ---------------------------------------------------------------- schedule
     def stage(self, step: int) -> str:
-        """"static-warm-up", "motion-fit", "growth" or "joint" (see the module docstring)."""
-        if not self.has_canonical:
-            return "static-warm-up" if step < self.config.static_warmup_steps else "joint"
-        if step < self.config.motion_fit_steps:
-            return "motion-fit"
-        if step < self.config.motion_fit_steps + self.config.growth_steps:
-            return "growth"
-        return "joint"
+        """"static-warm-up", "motion-fit", "growth" or "joint" (motion_phases.py)."""
+        return self.phases.phase(step)
 
     def training_videos(self, step: int) -> Optional[Sequence[str]]:
         """Which videos the datamanager draws from at `step` (None: all); read by FourRealPipeline."""
         # 4Real-Video grid frames are reference frames seen from several cameras: they fit the motion too.
-        return ("reference", "grid") if self.stage(step) in ("motion-fit", "growth") else None
+        return ("reference", "grid") if self.phases.reference_frames_only(step) else None
 
     def training_time_window(self, step: int) -> Optional[float]:
         """The largest |t - t_c| of the frames drawn at `step` (None: every time); read by FourRealPipeline."""
-        if self.stage(step) != "motion-fit":
+        if self.phases.phase(step) != MOTION_FIT:
             return None
         ramp_steps = self.config.time_curriculum * self.config.motion_fit_steps
         return curriculum_time_window(step, ramp_steps, self.canonical_time, self.reference_time_step)
 
-    def in_sds_window(self, step: int) -> bool:
-        return self.config.sds_start_step <= step < self.config.sds_end_step
-
     # Video SDS (read by FourRealPipeline): temporal and multi-view, alternating per step (D.1).
     def sds_kind(self, step: int) -> Optional[str]:
-        if not self.in_sds_window(step):
-            return None
-        return ("temporal", "multiview")[(step - self.config.sds_start_step) % 2]
+        return self.phases.sds_kind(step)
 
     def sds_window(self) -> Tuple[int, int]:
-        return self.config.sds_start_step, self.config.sds_end_step
+        return self.phases.sds_window()
 
     def sds_weight(self, kind: str) -> float:
         return self.config.temporal_sds_weight if kind == "temporal" else self.config.multiview_sds_weight
 
     def motion_active(self) -> bool:
-        return not self.training or self.stage(self.step) != "static-warm-up"
+        return not self.training or self.phases.moves(self.step)
 
     def active_sh_degree(self) -> int:
         # Canonical Gaussians arrive with every SH degree trained.
@@ -333,10 +323,10 @@ class FourRealMotionModel(DeformableSplatModel):
         gaussians = super().gaussians_for_rendering()
         if not self.training or not self.has_canonical:
             return gaussians
-        stage = self.stage(self.step)
-        if stage == "motion-fit":
+        phase = self.phases.phase(self.step)
+        if phase == MOTION_FIT:
             return {name: value.detach() for name, value in gaussians.items()}
-        if stage == "growth":
+        if phase == GROWTH:
             frozen = int(self.num_frozen)
             return {name: torch.cat([value[:frozen].detach(), value[frozen:]]) for name, value in gaussians.items()}
         return gaussians
@@ -345,19 +335,19 @@ class FourRealMotionModel(DeformableSplatModel):
         return int(self.num_frozen)
 
     def step_post_backward(self, step: int) -> None:
-        if self.has_canonical and step == self.config.motion_fit_steps - 1:
+        if self.phases.introduces_gaussians(step):
             # The last motion-fit step: the growth stage starts with copies of the canonical Gaussians whose
             # gradients were high during the motion fit (D.2); the canonical ones stay frozen from here on.
-            if self.info["means2d"].requires_grad:  # not for a frame at the canonical time: nothing moved there
-                self.strategy._update_state(self.gauss_params, self.strategy_state, self.info)
             num_canonical = self.means.shape[0]
+            if self.info["means2d"].requires_grad:  # not for a frame at the canonical time: nothing moved there
+                accumulate_statistics(self.strategy_state, self.info, num_canonical, self.strategy.absgrad)
             introduce_new_gaussians(self.gauss_params, self.optimizers, self.strategy_state,
                                     self.config.densify_grad_thresh)  # fmt: skip
             self.num_frozen.fill_(num_canonical)
             return
         if isinstance(self.strategy, FrozenPrefixStrategy):
             self.strategy.num_frozen = int(self.num_frozen)
-        if self.has_canonical and self.stage(step) == "joint":
+        if not self.phases.densifies(step):
             return  # no densification in the joint fine-tune (C.2c)
         super().step_post_backward(step)
 
