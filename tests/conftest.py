@@ -81,21 +81,24 @@ def train_canonical_side_by_side(scene: Path, output: Path, runs: Dict[str, List
     """Independent 4real-canonical runs (name -> extra options) at once, one CPU thread each: on two cores two
     runs take the time of one (the per-step work is too small for a second thread to halve it)."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    processes = {}
+    output.mkdir(parents=True, exist_ok=True)
+    processes, logs = {}, {}
     for name, extra in runs.items():
         command = canonical_command(scene, output, name, extra, steps)
-        processes[name] = subprocess.Popen([ns_script(command[0]), *command[1:]], stdout=subprocess.PIPE,
-                                           stderr=subprocess.STDOUT, text=True, env=environment)  # fmt: skip
+        logs[name] = output / f"{name}.log"  # a file, not a pipe: a full pipe would stall the run not read first
+        with open(logs[name], "w") as log:
+            processes[name] = subprocess.Popen([ns_script(command[0]), *command[1:]], stdout=log,
+                                               stderr=subprocess.STDOUT, env=environment)  # fmt: skip
     failures = []
     for name, process in processes.items():
         try:
-            log, _ = process.communicate(timeout=timeout)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             for other in processes.values():
                 other.kill()
             raise
         if process.returncode != 0:
-            failures.append(f"{name} exited {process.returncode}\n{log[-6000:]}")
+            failures.append(f"{name} exited {process.returncode}\n{logs[name].read_text()[-6000:]}")
     if failures:
         raise AssertionError("\n".join(failures))
     return {name: output / name / "4real-canonical" / "run" / "config.yml" for name in runs}
