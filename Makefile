@@ -25,11 +25,12 @@ lock:
 	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt
 	rm -rf .venv-lock
 
-# ns-render needs an ffmpeg binary and open3d (imported by ns-export) needs libusb.
+# ns-render needs an ffmpeg binary, open3d (imported by ns-export) needs libusb, and the web export's test drives
+# Debian's Chromium (headless, software WebGL).
 system-deps:
-	@if ! command -v ffmpeg >/dev/null 2>&1 || ! ldconfig -p | grep -q libusb-1.0; then \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq ffmpeg libusb-1.0-0 >/dev/null; \
-		else echo "Please install ffmpeg and libusb-1.0-0 (apt-get install ffmpeg libusb-1.0-0)"; exit 1; fi; \
+	@if ! command -v ffmpeg >/dev/null 2>&1 || ! ldconfig -p | grep -q libusb-1.0 || ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg libusb-1.0-0 chromium >/dev/null; \
+		else echo "Please install ffmpeg, libusb-1.0-0 and chromium (apt-get install ffmpeg libusb-1.0-0 chromium)"; exit 1; fi; \
 	fi
 
 demo: $(STAMP) system-deps

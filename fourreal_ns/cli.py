@@ -14,6 +14,9 @@
                                                    4D camera paths for `ns-render camera-path`
     fourreal export ply-sequence --load-config CFG --output-dir DIR
                                                    one standard 3DGS .ply per time step
+    fourreal export web --load-config CFG --output-dir DIR
+                                                   a self-contained web page: orbit and scrub time in a browser
+    fourreal view-web DIR                          serve such a page on this machine and print its address
 
 Commands import their heavy dependencies (nerfstudio's trainer, the models) inside `main()`, so `--help` is fast.
 """
@@ -32,6 +35,8 @@ from fourreal_ns.data.dnerf_import import ImportDNeRF
 from fourreal_ns.demo import Demo
 from fourreal_ns.demo_scene import DemoSceneConfig
 from fourreal_ns.export.ply_sequence import ExportPlySequence
+from fourreal_ns.export.web import ExportWeb
+from fourreal_ns.export.web_server import ViewWeb
 from fourreal_ns.generate.command import Generate
 from fourreal_ns.refine import Refine
 from fourreal_ns.process.command import Process
@@ -67,7 +72,7 @@ class Export:
     format: tyro.conf.OmitSubcommandPrefixes[
         Union[
             Annotated[ExportPlySequence, tyro.conf.subcommand("ply-sequence", description=_doc(ExportPlySequence))],
-            Annotated[None, tyro.conf.Suppress],  # a union needs two members: keeps `ply-sequence` a subcommand
+            Annotated[ExportWeb, tyro.conf.subcommand("web", description=_doc(ExportWeb))],
         ]
     ]
 
@@ -85,6 +90,7 @@ Commands = Union[
     Annotated[ImportDNeRF, tyro.conf.subcommand("import-dnerf", description=_doc(ImportDNeRF))],
     Annotated[CameraPath, tyro.conf.subcommand("camera-path", description=_doc(CameraPath))],
     Annotated[Export, tyro.conf.subcommand("export", description=_doc(Export))],
+    Annotated[ViewWeb, tyro.conf.subcommand("view-web", description=_doc(ViewWeb))],
 ]
 
 

@@ -2,7 +2,9 @@
 
 Session fixtures (built once, on first use, in a temporary folder):
 - `demo_scene`: `fourreal demo-scene` with seed 0;
-- `canonical_run`: config.yml of `ns-train 4real-canonical` on it with the short CPU schedule (CANONICAL_STEPS).
+- `canonical_run`: config.yml of `ns-train 4real-canonical` on it with the short CPU schedule (CANONICAL_STEPS);
+- `motion_run`: config.yml of `ns-train 4real-motion` from it (MOTION_STEPS, paused at MOTION_PAUSE and resumed;
+  `paused_and_resumed` also gives the checkpoints the paused part left).
 """
 
 from __future__ import annotations
@@ -120,3 +122,40 @@ def canonical_runs(tmp_path_factory) -> Path:
 def canonical_run(demo_scene, canonical_runs) -> Path:
     """A finished 4real-canonical run on the demo scene (short CPU schedule, per-frame deformation on)."""
     return train_canonical(demo_scene, canonical_runs, "with_deformation", [])
+
+
+MOTION_STEPS = 600
+MOTION_FIT_END = 300  # short_cpu_motion_schedule: 50 % motion fit, 25 % growth, 25 % joint
+GROWTH_END = 450
+MOTION_PAUSE = 380
+
+
+def train_motion(scene: Path, output: Path, canonical: Path, steps: int, extra=()) -> Path:
+    from fourreal_ns.method_configs import short_cpu_motion_schedule
+
+    schedule = short_cpu_motion_schedule(MOTION_STEPS)
+    schedule = [option for option in schedule if not option.startswith("--max-num-iterations")]
+    run_ns([
+        "ns-train", "4real-motion", "--data", str(scene), "--output-dir", str(output), "--experiment-name", "motion",
+        "--timestamp", "run", "--vis", "tensorboard", "--viewer.quit-on-train-completion", "True",
+        "--max-num-iterations", str(steps), "--steps-per-save", str(GROWTH_END - 1),
+        "--save-only-latest-checkpoint", "False",
+        "--pipeline.model.canonical-checkpoint", str(canonical.parent), *schedule, *extra,
+    ])  # fmt: skip
+    return output / "motion" / "4real-motion" / "run" / "config.yml"
+
+
+@pytest.fixture(scope="session")
+def paused_and_resumed(demo_scene, canonical_run, tmp_path_factory):
+    output = tmp_path_factory.mktemp("motion")
+    config = train_motion(demo_scene, output, canonical_run, MOTION_PAUSE)
+    paused = {path.name for path in (config.parent / "nerfstudio_models").glob("*.ckpt")}
+    # A resumed run trains to the schedule's last step (--max-num-iterations - 1; trainer.py).
+    train_motion(demo_scene, output, canonical_run, MOTION_STEPS,
+                 ["--load-dir", str(config.parent / "nerfstudio_models")])  # fmt: skip
+    return config, paused
+
+
+@pytest.fixture(scope="session")
+def motion_run(paused_and_resumed) -> Path:
+    return paused_and_resumed[0]

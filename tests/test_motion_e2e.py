@@ -1,8 +1,8 @@
 """End to end on the CPU: `ns-train 4real-motion` from the session's 4real-canonical run on the demo scene.
 
-The motion run is trained in two parts: up to MOTION_PAUSE (inside the growth stage), then resumed with
-`--load-dir` to MOTION_STEPS, so the same run proves that a resume continues its stage. Checkpoints are kept at the
-pause and at the last growth step (GROWTH_END - 1).
+The motion run (conftest.py's session fixture `motion_run`) is trained in two parts: up to MOTION_PAUSE (inside the
+growth stage), then resumed with `--load-dir` to MOTION_STEPS, so the same run proves that a resume continues its
+stage. Checkpoints are kept at the pause and at the last growth step (GROWTH_END - 1).
 """
 
 from __future__ import annotations
@@ -14,30 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_ns
+from conftest import GROWTH_END, MOTION_PAUSE, run_ns
 
 pytestmark = pytest.mark.e2e
-
-MOTION_STEPS = 600
-MOTION_FIT_END = 300  # short_cpu_motion_schedule: 50 % motion fit, 25 % growth, 25 % joint
-GROWTH_END = 450
-MOTION_PAUSE = 380
-
-
-def train_motion(scene: Path, output: Path, canonical: Path, steps: int, extra=()) -> Path:
-    from fourreal_ns.method_configs import short_cpu_motion_schedule
-
-    schedule = short_cpu_motion_schedule(MOTION_STEPS)
-    schedule = [option for option in schedule if not option.startswith("--max-num-iterations")]
-    run_ns([
-        "ns-train", "4real-motion", "--data", str(scene), "--output-dir", str(output), "--experiment-name", "motion",
-        "--timestamp", "run", "--vis", "tensorboard", "--viewer.quit-on-train-completion", "True",
-        "--max-num-iterations", str(steps), "--steps-per-save", str(GROWTH_END - 1),
-        "--save-only-latest-checkpoint", "False",
-        "--pipeline.model.canonical-checkpoint", str(canonical.parent), *schedule, *extra,
-    ])  # fmt: skip
-    return output / "motion" / "4real-motion" / "run" / "config.yml"
-
 
 def checkpoint_at(config: Path, step: int) -> dict:
     return torch.load(config.parent / "nerfstudio_models" / f"step-{step:09d}.ckpt", map_location="cpu")
@@ -46,22 +25,6 @@ def checkpoint_at(config: Path, step: int) -> dict:
 def last_checkpoint(config: Path) -> dict:
     files = sorted((config.parent / "nerfstudio_models").glob("step-*.ckpt"))
     return torch.load(files[-1], map_location="cpu")
-
-
-@pytest.fixture(scope="module")
-def paused_and_resumed(demo_scene, canonical_run, tmp_path_factory):
-    output = tmp_path_factory.mktemp("motion")
-    config = train_motion(demo_scene, output, canonical_run, MOTION_PAUSE)
-    paused = {path.name for path in (config.parent / "nerfstudio_models").glob("*.ckpt")}
-    # A resumed run trains to the schedule's last step (--max-num-iterations - 1; trainer.py).
-    train_motion(demo_scene, output, canonical_run, MOTION_STEPS,
-                 ["--load-dir", str(config.parent / "nerfstudio_models")])  # fmt: skip
-    return config, paused
-
-
-@pytest.fixture(scope="module")
-def motion_run(paused_and_resumed) -> Path:
-    return paused_and_resumed[0]
 
 
 def test_motion_beats_the_frozen_canonical_at_heldout_cameras_and_times(motion_run, canonical_run, demo_scene):
