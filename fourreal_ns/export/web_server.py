@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import tyro
+from typing_extensions import Annotated
+
 from fourreal_ns.export.web import SCENE_FILE, WebExportError, is_web_export
 
 
@@ -45,7 +48,7 @@ def address(server: ThreadingHTTPServer) -> str:
 class ViewWeb:
     """Serve a `fourreal export web` folder and print the address to open in a browser (Ctrl-C stops)."""
 
-    folder: Path
+    folder: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="DIR")]
     """The export folder (holding index.html and scene.json)."""
     port: int = 8000
     """Port to listen on (0: any free one)."""

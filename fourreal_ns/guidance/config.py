@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from fourreal_ns.guidance.base import VideoGuidance
 
 
-
 def backend_class(name: str) -> "Type[VideoGuidance]":
     """Import and return the guidance class registered under ``name`` (fourreal_ns.model_registry)."""
     try:

@@ -34,7 +34,6 @@ from fourreal_ns.guidance.errors import GuidanceConfigError
 from fourreal_ns.model_registry import register_guidance
 
 
-
 @register_guidance("wan")
 class WanGuidance(VideoGuidance):
     """Wan 2.2 TI2V-5B (diffusers layout) through diffusers."""
