@@ -20,8 +20,9 @@ from fourreal_ns.export.web import SCENE_FILE, WebExportError, is_web_export
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript", ".ply": "application/octet-stream",
-                      ".bin": "application/octet-stream", ".json": "application/json"}  # fmt: skip
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript",
+                      ".ply": "application/octet-stream", ".bin": "application/octet-stream",
+                      ".json": "application/json"}  # fmt: skip
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
         pass

@@ -199,7 +199,8 @@ class VideoGuidance(ABC):
         return ()
 
     # ------------------------------------------------------------------ helpers
-    def _adopt_transformer(self, spatial_ratio: int, temporal_ratio: int, spatial_patch: int, temporal_patch: int) -> None:
+    def _adopt_transformer(self, spatial_ratio: int, temporal_ratio: int, spatial_patch: int,
+                           temporal_patch: int) -> None:  # fmt: skip
         """For the diffusion transformers (LTX, Wan): the denoiser, the latent grid (VAE compression x patch) and
         the scheduler's training timesteps. Temporal patches other than 1 are not supported."""
         if int(temporal_patch) != 1:
