@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ns_script, run_ns, shared_data_file, train_canonical
+from conftest import ns_script, run_ns, shared_data_file, train_canonical_side_by_side
 
 pytestmark = pytest.mark.e2e
 
@@ -64,8 +64,8 @@ def test_a_freeze_video_alone_is_a_static_scene(orbit_scene):
 
 
 def test_the_per_frame_deformation_keeps_real_footage(orbit_scene, tmp_path):
-    with_deformation = train_canonical(orbit_scene, tmp_path, "with", [], steps=STEPS)
-    without = train_canonical(orbit_scene, tmp_path, "without", NO_DEFORMATION, steps=STEPS)
+    runs = train_canonical_side_by_side(orbit_scene, tmp_path, {"with": [], "without": NO_DEFORMATION}, steps=STEPS)
+    with_deformation, without = runs["with"], runs["without"]
     psnr_with = held_out_psnr(with_deformation, tmp_path / "with.json")
     psnr_without = held_out_psnr(without, tmp_path / "without.json")
     print(f"held-out freeze frames: with deformation {psnr_with:.2f} dB, without {psnr_without:.2f} dB")
