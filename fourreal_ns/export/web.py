@@ -65,15 +65,23 @@ def prepare_output(folder: Path, overwrite: bool) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
-def select_gaussians(model, times: List[float], max_gaussians: Optional[int]) -> np.ndarray:
-    """Indices (into gauss_params) of the Gaussians exported: finite at every keyframe, opacity >= 1/255, and,
-    beyond `max_gaussians`, the most opaque ones (kept in their order)."""
-    keep = None
-    for time in [None, *times]:
-        mask = finite_mask(splat_ply_fields(model.gaussians_at_time(time), int(model.config.sh_degree)))
-        keep = mask if keep is None else keep & mask
-    opacity = model.gauss_params["opacities"].detach().reshape(-1).cpu().numpy()
-    keep &= opacity >= LOW_OPACITY_LOGIT
+def keyframe_states(model, times: List[float]) -> np.ndarray:
+    """`[len(times), N, 10]` float32 for every Gaussian of the model: position, normalised rotation (w x y z) and
+    log-scales at each time (the only parameters the deformation changes), each time evaluated once."""
+    frames = []
+    for time in times:
+        params = model.gaussians_at_time(time)
+        quats = torch.nn.functional.normalize(params["quats"].float(), dim=-1)
+        frames.append(torch.cat([params["means"].float(), quats, params["scales"].float()], dim=-1).cpu())
+    return torch.stack(frames).numpy() if frames else np.zeros((0, 0, VALUES_PER_GAUSSIAN), np.float32)
+
+
+def select_gaussians(fields, states: np.ndarray, opacity: np.ndarray, max_gaussians: Optional[int]) -> np.ndarray:
+    """Indices (into gauss_params) of the Gaussians exported: finite in the canonical PLY `fields` and at every
+    keyframe (`states`), opacity >= 1/255, and, beyond `max_gaussians`, the most opaque ones (kept in their order)."""
+    keep = finite_mask(fields) & (opacity >= LOW_OPACITY_LOGIT)
+    if states.size:
+        keep &= np.isfinite(states).all(axis=(0, 2))
     indices = np.flatnonzero(keep)
     if max_gaussians is not None and len(indices) > max_gaussians:
         most_opaque = np.argsort(-opacity[indices], kind="stable")[:max_gaussians]
@@ -81,17 +89,6 @@ def select_gaussians(model, times: List[float], max_gaussians: Optional[int]) ->
     if len(indices) == 0:
         raise WebExportError("none of the run's Gaussians is finite with opacity >= 1/255: nothing to export.")
     return indices
-
-
-def keyframes(model, times: List[float], indices: np.ndarray) -> np.ndarray:
-    """`[len(times), len(indices), 10]` float16: position, normalised rotation (w x y z), log-scales."""
-    select = torch.as_tensor(indices, dtype=torch.long)
-    frames = []
-    for time in times:
-        params = model.gaussians_at_time(time)
-        quats = torch.nn.functional.normalize(params["quats"][select].float(), dim=-1)
-        frames.append(torch.cat([params["means"][select].float(), quats, params["scales"][select].float()], dim=-1))
-    return torch.stack(frames).cpu().numpy().astype("<f2")
 
 
 def initial_camera(geometry) -> Dict[str, object]:
@@ -115,13 +112,14 @@ def write_web_export(model, geometry, output_dir: Path, num_times: int, max_gaus
     started = clock.perf_counter()
     moving = bool(getattr(model, "moves_in_time", False))
     times = np.linspace(0.0, 1.0, num_times).tolist() if moving else []
-    indices = select_gaussians(model, times, max_gaussians)
     sh_degree = int(model.config.sh_degree)
     fields = splat_ply_fields(model.gaussians_at_time(None), sh_degree)
+    states = keyframe_states(model, times)
+    indices = select_gaussians(fields, states, fields["opacity"], max_gaussians)
     write_splat_ply(output_dir / GAUSSIANS_FILE, {name: values[indices] for name, values in fields.items()})
     motion = None
     if moving:
-        (output_dir / MOTION_FILE).write_bytes(keyframes(model, times, indices).tobytes())
+        (output_dir / MOTION_FILE).write_bytes(states[:, indices].astype("<f2").tobytes())
         motion = {"file": MOTION_FILE, "dtype": "float16", "values_per_gaussian": VALUES_PER_GAUSSIAN,
                   "layout": "[time][gaussian][x y z, qw qx qy qz, log_sx log_sy log_sz]"}  # fmt: skip
     for item in VIEWER.iterdir():
