@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt torch torchvision
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,cluster]'
 	touch $(STAMP)
 
 # Re-resolve the dependencies from pyproject.toml's bounds alone in a scratch venv and pin the result in
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 lock:
 	rm -rf .venv-lock && python3 -m venv .venv-lock
 	.venv-lock/bin/python -m pip install -q --upgrade pip
-	.venv-lock/bin/python -m pip install -q -e '.[test]'
+	.venv-lock/bin/python -m pip install -q -e '.[test,cluster]'
 	{ echo "# The versions \`make\` installs (pip install -c constraints.txt): the set the test suite last passed with."; \
 	  echo "# Update: \`make lock\` (a fresh venv from pyproject.toml's bounds alone, then pip freeze), run \`make test\`, commit."; \
 	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt

@@ -7,6 +7,7 @@
                                                    (a freeze-time video alone: a static scene; docs/your_own_video.md)
     fourreal run --prompt TEXT --out DIR           generate -> process -> both stages -> an orbit-through-time video
     fourreal run --freeze V --out DIR              your own freeze-time video -> process -> canonical stage -> orbit
+    fourreal batch --prompts FILE --out DIR        many `fourreal run`s on Ray (retries, resume, a gallery)
     fourreal refine --load-config CFG              re-upsample a rendered video and fine-tune the motion stage on it
     fourreal demo-scene OUT                        write the procedural demo scene (scene format: docs/scene_format.md)
     fourreal import-dnerf NPZ OUT                  a packed D-NeRF scene (.npz) as a scene folder
@@ -30,6 +31,7 @@ from typing import Union
 import tyro
 from typing_extensions import Annotated
 
+from fourreal_ns.batch.command import Batch
 from fourreal_ns.camera_paths import BulletTime, FixedView, OrbitThroughTime
 from fourreal_ns.data.dnerf_import import ImportDNeRF
 from fourreal_ns.demo import Demo
@@ -86,6 +88,7 @@ Commands = Union[
     Annotated[Generate, tyro.conf.subcommand("generate", description=_doc(Generate))],
     Annotated[Process, tyro.conf.subcommand("process", description=_doc(Process))],
     Annotated[RunAll, tyro.conf.subcommand("run", description=_doc(RunAll))],
+    Annotated[Batch, tyro.conf.subcommand("batch", description=_doc(Batch))],
     Annotated[Refine, tyro.conf.subcommand("refine", description=_doc(Refine))],
     Annotated[ImportDNeRF, tyro.conf.subcommand("import-dnerf", description=_doc(ImportDNeRF))],
     Annotated[CameraPath, tyro.conf.subcommand("camera-path", description=_doc(CameraPath))],

@@ -5,11 +5,14 @@
    asked for (`--poses nominal`, `fourreal_ns.generate.nominal_poses`), giving DIR/scene/transforms.json;
 3. `ns-train 4real-canonical` (paper 3.3) into DIR/runs/fourreal/4real-canonical/run;
 4. `ns-train 4real-motion --pipeline.model.canonical-checkpoint ...` (paper 3.4) into .../4real-motion/run;
-5. the paper's orbit-through-time video: `fourreal camera-path orbit-through-time` + `ns-render camera-path` into
+5. held-out metrics: `ns-eval` of the final run on the scene's held-out frames (every 8th frame of each video, the
+   dataparser's `eval_every`) into DIR/metrics.json;
+6. the paper's orbit-through-time video: `fourreal camera-path orbit-through-time` + `ns-render camera-path` into
    DIR/orbit_through_time.mp4.
 Each step is skipped when its output exists (the generation resumes part by part), so running the command again
 after an interruption continues where it stopped. One rich progress view shows a row per step; the output of the
-nerfstudio commands goes to DIR/logs/STEP.log (its tail is shown when a step fails).
+nerfstudio commands goes to DIR/logs/STEP.log (its tail is shown when a step fails). DIR/run_status.json records
+each step's status and seconds as it goes (what `fourreal batch` shows and reports).
 
 Your own footage instead of a prompt: `fourreal run --freeze VIDEO [VIDEO ...] --out DIR` poses the freeze-time or
 orbit video(s) (`fourreal process --freeze`, with `--num-frames` / `--max-size`), trains `4real-canonical` on the
@@ -23,6 +26,7 @@ the tests' schedule, no SDS), with `--steps` / `--motion-steps`.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +38,11 @@ from rich.progress import ProgressColumn
 from rich.text import Text
 from typing_extensions import Annotated
 
+from fourreal_ns.data.atomic_write import write_json_atomic
 from fourreal_ns.generate.command import GenerationOptions
 from fourreal_ns.runs import (
     StepFailed,
+    evaluate_run,
     is_trained,
     method_name,
     render_path,
@@ -46,7 +52,8 @@ from fourreal_ns.runs import (
 )
 
 CONSOLE = Console()
-STEPS = ("generate", "poses", "canonical", "motion", "video")
+STEPS = ("generate", "poses", "canonical", "motion", "metrics", "video")
+STATUS_FILE = "run_status.json"
 
 
 class StatusColumn(ProgressColumn):
@@ -64,7 +71,8 @@ class RunAll:
     prompt: Optional[str] = None
     """What the scene shows, e.g. 'a panda playing guitar in a kitchen' (or give --freeze)."""
     out: Path = Path("fourreal_run")
-    """Folder for everything: scene/, runs/, logs/, orbit_through_time.mp4 (orbit.mp4 for --freeze)."""
+    """Folder for everything: scene/, runs/, logs/, metrics.json, run_status.json, orbit_through_time.mp4 (orbit.mp4
+    for --freeze)."""
     freeze: Tuple[Path, ...] = ()
     """Your own freeze-time or orbit video(s) (files or frame folders) instead of a prompt: a static scene, trained by
     the canonical stage and shown by an orbit video."""
@@ -102,6 +110,10 @@ class RunAll:
         return bool(self.freeze)
 
     @property
+    def metrics(self) -> Path:
+        return self.out / "metrics.json"
+
+    @property
     def video(self) -> Path:
         return self.out / ("orbit.mp4" if self.static else "orbit_through_time.mp4")
 
@@ -122,19 +134,23 @@ class RunAll:
             arguments += ["--pipeline.guidance.model-id", self.generation.model_id]
         return arguments
 
+    def check_options(self) -> None:
+        """The options' consistency, before anything runs (ValueError naming the fix); `fourreal batch` checks each
+        item with it before it starts."""
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"--out {self.out} is a file; give a folder.")
+        if (self.prompt is None) == (not self.freeze):
+            raise ValueError("give either --prompt TEXT (generate the videos) or --freeze VIDEO [VIDEO ...] (your own "
+                             "freeze-time or orbit video), not " + ("both." if self.prompt is not None else "neither."))
+        schedule_arguments(self.schedule, "canonical", self.steps)
+        schedule_arguments(self.schedule, "motion", self.motion_steps)
+
     def main(self) -> None:
         from fourreal_ns.generate.command import GenerateError
         from fourreal_ns.guidance.errors import GuidanceWeightsNotFoundError
 
-        if self.out.exists() and not self.out.is_dir():
-            raise SystemExit(f"fourreal run: --out {self.out} is a file; give a folder.")
-        if (self.prompt is None) == (not self.freeze):
-            raise SystemExit("fourreal run: give either --prompt TEXT (generate the videos) or --freeze VIDEO "
-                             "[VIDEO ...] (your own freeze-time or orbit video), not " +
-                             ("both." if self.prompt is not None else "neither."))
         try:
-            schedule_arguments(self.schedule, "canonical", self.steps)
-            schedule_arguments(self.schedule, "motion", self.motion_steps)
+            self.check_options()
             self.run()
         except (GenerateError, StepFailed, ValueError, FileNotFoundError) as error:
             raise SystemExit(f"fourreal run: {error}") from None
@@ -154,19 +170,30 @@ class RunAll:
                             StatusColumn(), TimeElapsedColumn(), console=CONSOLE)
         rows = {name: progress.add_task(name, total=1, status="waiting", start=False) for name in STEPS}
         actions: List[Callable[[], str]] = [self._generate(progress), self._poses(progress), self._canonical,
-                                            self._motion, self._video]
+                                            self._motion, self._metrics, self._video]
+        record = {"steps": {name: {"status": "waiting"} for name in STEPS}, "current": None, "finished": False}
         with progress:
             for name, action in zip(STEPS, actions):
                 progress.start_task(rows[name])
                 progress.update(rows[name], status="running")
+                record["current"] = name
+                record["steps"][name] = {"status": "running"}
+                write_json_atomic(self.out / STATUS_FILE, record)
+                step_started = time.time()
                 status = action()
+                record["steps"][name] = {"status": status, "seconds": round(time.time() - step_started, 2)}
                 progress.update(rows[name], completed=1, status=status)
                 progress.stop_task(rows[name])
+        record.update(current=None, finished=True)
+        write_json_atomic(self.out / STATUS_FILE, record)
         CONSOLE.rule("fourreal run: done")
         CONSOLE.print(f"scene:   {self.scene}")
         CONSOLE.print(f"runs:    {self.run_of('canonical')}" + ("" if self.static else f"\n         "
                                                                     f"{self.run_of('motion')}"))
         CONSOLE.print(f"video:   {self.video}")
+        results = json.loads(self.metrics.read_text()).get("results", {})
+        CONSOLE.print("held-out: " + ", ".join(f"{key} {value:.3f}" for key, value in sorted(results.items())
+                                                if key in ("psnr", "ssim", "lpips")))
         CONSOLE.print(f"look around: ns-viewer --load-config {self.final_run / 'config.yml'}")
         CONSOLE.print(f"took {time.time() - started:.0f} s")
         return self.video
@@ -229,6 +256,12 @@ class RunAll:
         train_stage(method_name(self.schedule, "motion"), self.scene, self.runs, arguments,
                     self.out / "logs" / "motion.log")
         return "done"
+
+    def _metrics(self) -> str:
+        if self.metrics.is_file():
+            return "kept"
+        results = evaluate_run(self.final_run / "config.yml", self.metrics, self.out / "logs" / "metrics.log")
+        return f"PSNR {results['psnr']:.2f} dB"
 
     def _video(self) -> str:
         if self.video.is_file():

@@ -7,7 +7,9 @@ Nothing here knows about a particular orchestrator; they import it, never the ot
 
 from __future__ import annotations
 
+import json
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,18 +37,34 @@ def ns_command(name: str) -> str:
     return found
 
 
+def die_with_parent():
+    """A child process's `preexec_fn`: the kernel kills the child when the process that started it dies (Linux's
+    PR_SET_PDEATHSIG; None elsewhere). A killed `fourreal run` (or a `fourreal batch` worker killed by Ray or by
+    hand) then leaves no ns-train behind that would go on writing into a run folder a retry trains in. The libc
+    function is looked up here, in the parent: the forked child only calls it (no import after a fork)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+
 def run_command(command: List[str], log: Optional[Path] = None) -> None:
     """Run a command: its output on the console (the command line printed first), or in `log`, with the log's tail
-    in the StepFailed raised when it fails."""
+    in the StepFailed raised when it fails. The command dies with this process (`die_with_parent`)."""
     if log is None:
         CONSOLE.print(f"[bold]$ {' '.join(command)}")
-        subprocess.run(command, check=True)
+        subprocess.run(command, check=True, preexec_fn=die_with_parent())
         return
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as handle:
         handle.write(f"$ {' '.join(command)}\n")
         handle.flush()
-        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT)
+        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=die_with_parent())
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
         raise StepFailed(f"`{' '.join(command[:2])} ...` exited {result.returncode}; full output in {log}:\n{tail}")
@@ -96,6 +114,13 @@ def render_path(config: Path, path, video: Path, log: Optional[Path] = None) -> 
         "--camera-path-filename", str(path_file), "--output-path", str(video),
     ], log)  # fmt: skip
     return video
+
+
+def evaluate_run(config: Path, output: Path, log: Optional[Path] = None) -> dict:
+    """`ns-eval` of a run on its scene's held-out frames (the dataparser's `eval_every`) into `output`; returns the
+    metrics (psnr, ssim, ...; lpips where the model computes it)."""
+    run_command([ns_command("ns-eval"), "--load-config", str(config), "--output-path", str(output)], log)
+    return dict(json.loads(output.read_text())["results"])
 
 
 def method_name(schedule: str, stage: str) -> str:

@@ -4,7 +4,9 @@ Session fixtures (built once, on first use, in a temporary folder):
 - `demo_scene`: `fourreal demo-scene` with seed 0;
 - `canonical_run`: config.yml of `ns-train 4real-canonical` on it with the short CPU schedule (CANONICAL_STEPS);
 - `motion_run`: config.yml of `ns-train 4real-motion` from it (MOTION_STEPS, paused at MOTION_PAUSE and resumed;
-  `paused_and_resumed` also gives the checkpoints the paused part left).
+  `paused_and_resumed` also gives the checkpoints the paused part left);
+- `tiny_ltx` and `finished_run`: a tiny random-weight LTX pipeline and a finished `fourreal run` with it (TINY_RUN,
+  nominal poses, RUN_STEPS per stage; test_run_all.py checks it, test_batch.py reuses its folder as a batch item).
 """
 
 from __future__ import annotations
@@ -159,3 +161,29 @@ def paused_and_resumed(demo_scene, canonical_run, tmp_path_factory):
 @pytest.fixture(scope="session")
 def motion_run(paused_and_resumed) -> Path:
     return paused_and_resumed[0]
+
+
+RUN_STEPS = 40
+TINY_RUN = dict(poses="nominal", schedule="short-cpu", render_frames=16)
+"""`fourreal run` options of the tiny runs: noise frames from random weights cannot be posed by SfM (nominal
+poses); 16 frames, the shortest orbit-through-time path."""
+TINY_GENERATION = dict(width=32, height=32, num_inference_steps=2, num_reference_frames=9, num_freeze_frames=25)
+
+
+@pytest.fixture(scope="session")
+def tiny_ltx(tmp_path_factory) -> Path:
+    from tiny_diffusers import save_tiny_ltx
+
+    return save_tiny_ltx(tmp_path_factory.mktemp("tiny_ltx") / "model")
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, tiny_ltx):
+    from fourreal_ns.generate.command import GenerationOptions
+    from fourreal_ns.run_all import RunAll
+
+    options = GenerationOptions(model_id=str(tiny_ltx), **TINY_GENERATION)
+    command = RunAll(prompt="a panda playing guitar in a kitchen", out=tmp_path_factory.mktemp("run_all") / "out",
+                     steps=RUN_STEPS, motion_steps=RUN_STEPS, generation=options, **TINY_RUN)
+    command.run()
+    return command

@@ -4,8 +4,8 @@ orbit-through-time video.
 The video model's weights are random, so the generated frames are noise and SfM could not pose them: the scene gets
 the nominal poses (`--poses nominal`), and the runs are a few dozen steps at 32 x 32 pixels. Quality is not asserted
 (nothing meaningful can be learnt from noise); the test checks that every stage runs and that each stage's output
-loads: both config.yml files through nerfstudio's `eval_setup`, and the video decodes. A second run must skip every
-step.
+loads: both config.yml files through nerfstudio's `eval_setup`, the held-out metrics are written and the video
+decodes. A second run must skip every step. The run itself is conftest.py's `finished_run` (test_batch.py reuses it).
 """
 
 from __future__ import annotations
@@ -15,25 +15,11 @@ import json
 import numpy as np
 import pytest
 
-from fourreal_ns.generate.command import GenerationOptions
+from conftest import RUN_STEPS
 from fourreal_ns.run_all import RunAll
 from fourreal_ns.runs import run_folder
 
-STEPS = 40
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> RunAll:
-    from tiny_diffusers import save_tiny_ltx
-
-    root = tmp_path_factory.mktemp("run_all")
-    model = save_tiny_ltx(root / "tiny_ltx")
-    options = GenerationOptions(model_id=str(model), width=32, height=32, num_inference_steps=2,
-                                num_reference_frames=9, num_freeze_frames=25)
-    command = RunAll(prompt="a panda playing guitar in a kitchen", out=root / "out", poses="nominal",
-                     schedule="short-cpu", steps=STEPS, motion_steps=STEPS, render_frames=16, generation=options)
-    command.run()
-    return command
+STEPS = RUN_STEPS
 
 
 def test_run_produces_loadable_stages_and_a_video(finished_run: RunAll) -> None:
@@ -57,6 +43,13 @@ def test_run_produces_loadable_stages_and_a_video(finished_run: RunAll) -> None:
     with av.open(str(finished_run.video)) as container:
         frames = [frame for frame in container.decode(video=0)]
     assert len(frames) == 16
+
+    metrics = json.loads(finished_run.metrics.read_text())
+    assert np.isfinite(metrics["results"]["psnr"]) and metrics["method_name"] == "4real-motion"
+    status = json.loads((finished_run.out / "run_status.json").read_text())
+    assert status["finished"] and status["current"] is None
+    assert [step["status"] for step in status["steps"].values()] == [
+        "done", "done (nominal poses)", "done", "done", f"PSNR {metrics['results']['psnr']:.2f} dB", "done"]
 
 
 def test_second_run_skips_every_step(finished_run: RunAll, monkeypatch) -> None:
