@@ -44,3 +44,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_canonical_step.py
 	$(PY) benchmarks/bench_motion_step.py
 	$(PY) benchmarks/bench_sds.py
+	$(PY) benchmarks/bench_batch.py

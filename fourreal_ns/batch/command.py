@@ -20,6 +20,7 @@ plus DIR/index.html, a gallery of each item's orbit video with its prompt, times
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import time
@@ -72,10 +73,8 @@ class Batch:
     """Local instance: start Ray's dashboard (its address is printed)."""
 
     def main(self) -> None:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise SystemExit(INSTALL_HINT) from None
+        if importlib.util.find_spec("ray") is None:
+            raise SystemExit(INSTALL_HINT)
         try:
             summary = self.run()
         except BatchItemsError as error:
@@ -131,7 +130,9 @@ class Batch:
         elif self.num_cpus is not None or self.num_gpus is not None:
             raise BatchItemsError("--num-cpus / --num-gpus size a local Ray instance; a cluster's resources are set "
                                   "by `ray start` on each machine.")
+        ray_started = time.time()
         context = ray.init(address=self.ray_address, **options)
+        self._ray_start_seconds = round(time.time() - ray_started, 2)
         resources = self._resources = ray.cluster_resources()
         if self.gpus_per_item is None:
             self.gpus_per_item = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
@@ -213,7 +214,8 @@ class Batch:
             "wall_seconds": round(wall, 1),
             "items_per_hour": round(newly_done / (wall / 3600.0), 2) if newly_done and wall > 0 else None,
             "per_item": {"cpus": self.cpus_per_item, "gpus": self.gpus_per_item, "max_retries": self.max_retries},
-            "ray": {"address": self.ray_address or "local", "resources": getattr(self, "_resources", None)},
+            "ray": {"address": self.ray_address or "local", "resources": getattr(self, "_resources", None),
+                    "start_seconds": getattr(self, "_ray_start_seconds", None)},
             "prompts": str(self.prompts),
         }
         write_report(self.out, entries, summary)
