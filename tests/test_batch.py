@@ -1,10 +1,10 @@
 """`fourreal batch` on a real local Ray (2 CPUs) with the tiny random-weight LTX pipeline.
 
-One batch of three items: `panda` (conftest's `finished_run` folder copied in as the item's folder: `fourreal run`
+Each batch runs as `fourreal batch` in its own process, as a user starts it. One batch of three items: `panda` (conftest's `finished_run` folder copied in as the item's folder: `fourreal run`
 keeps every finished step, so it only reports), `fox` (runs every step; its worker is killed by pid mid-canonical
 and Ray reschedules it, keeping its generated scene) and `broken` (its video model does not exist: retried, then
 reported failed with its log). Then the same command again with a fourth item, `lynx`: the two finished items are
-skipped (no new attempt, the same video file), `broken` is tried once more, and Ctrl-C (SIGINT to this process)
+skipped (no new attempt, the same video file), `broken` is tried once more, and Ctrl-C (SIGINT to the batch)
 while `lynx` trains stops the batch: report written, exit code 130, nothing of `lynx` left running. The gallery
 (index.html) is opened in Chromium: each item is listed and each done item's video plays.
 """
@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import signal
-import threading
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -23,7 +23,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from conftest import RUN_STEPS, TINY_GENERATION, TINY_RUN
+from conftest import RUN_STEPS, TINY_GENERATION, TINY_RUN, ns_script
 
 pytest.importorskip("ray", reason="fourreal batch needs the [cluster] extra (pip install -e '.[cluster]')")
 
@@ -61,19 +61,29 @@ def processes_mentioning(text: str) -> list:
     return found
 
 
-def when(condition: Callable[[], bool], action: Callable[[], None], timeout: float = 600) -> threading.Thread:
-    """Run `action` in a thread as soon as `condition` holds."""
-    def watch() -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if condition():
-                action()
-                return
-            time.sleep(0.2)
+def start_batch(items: Path, out: Path, *options: str) -> subprocess.Popen:
+    """`fourreal batch` as a user runs it (its own process: Ctrl-C is a SIGINT to it)."""
+    command = [ns_script("fourreal"), "batch", "--prompts", str(items), "--out", str(out), "--num-cpus", "2",
+               "--no-dashboard", *options]
+    log = open(items.with_suffix(".log"), "w")  # a file, not a pipe: a full pipe would stall the batch
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "300"})
+    process.log = Path(log.name)
+    return process
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+
+def wait_for(process: subprocess.Popen, condition: Callable[[], bool], action: Callable[[], None],
+             timeout: float = 600) -> str:
+    """Poll until `condition` holds, then run `action` (once); return the process's output when it has ended."""
+    deadline, done = time.time() + timeout, False
+    while process.poll() is None and time.time() < deadline:
+        if not done and condition():
+            action()
+            done = True
+        time.sleep(0.2)
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    return process.log.read_text(errors="replace")
 
 
 def training(folder: Path) -> bool:
@@ -93,10 +103,11 @@ def batch(tmp_path_factory, tiny_ltx, finished_run):
         killed.update(attempt)
         os.kill(attempt["pid"], signal.SIGKILL)
 
-    watcher = when(lambda: training(out / "items" / "fox"), kill_fox_worker)
-    summary = Batch(prompts=items, out=out, num_cpus=2, max_retries=1, dashboard=False).run()
-    watcher.join(timeout=1)
-    return root, items, out, summary, killed
+    process = start_batch(items, out, "--max-retries", "1")
+    output = wait_for(process, lambda: training(out / "items" / "fox"), kill_fox_worker)
+    assert process.returncode == 1, output  # an item failed
+    assert "1 of 3 items failed" in output and "failed: broken" in output
+    return root, items, out, report_of(out)["summary"], killed
 
 
 def report_of(out: Path) -> dict:
@@ -141,11 +152,11 @@ def test_rerun_skips_finished_items_and_ctrl_c_stops_cleanly(batch, tiny_ltx):
     def broken_failed_again() -> bool:
         return len([a for a in attempts_of(out / "items" / "broken") if a.get("ended")]) == 3
 
-    watcher = when(lambda: broken_failed_again() and training(lynx), lambda: os.kill(os.getpid(), signal.SIGINT))
-    with pytest.raises(SystemExit) as stopped:
-        Batch(prompts=items, out=out, num_cpus=2, max_retries=0, dashboard=False).run()
-    watcher.join(timeout=1)
-    assert stopped.value.code == 130
+    process = start_batch(items, out, "--max-retries", "0")
+    output = wait_for(process, lambda: broken_failed_again() and training(lynx),
+                      lambda: process.send_signal(signal.SIGINT))
+    assert process.returncode == 130, output
+    assert "interrupted" in output and "2 finished before (kept)" in output
     report = report_of(out)
     assert report["summary"]["kept"] == 2 and report["lynx"]["status"] == "interrupted"
     assert report["broken"]["status"] == "failed" and len(report["broken"]["attempts"]) == 3
