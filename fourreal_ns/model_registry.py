@@ -1,7 +1,8 @@
 """The video diffusion models fourreal_ns knows, shared by generation (`generate/`) and SDS guidance (`guidance/`).
 
-One record per model family (its default weights, the frame grid of its causal VAE), the dtype names every command
-accepts, and the two class registries. Each class registers itself next to its definition (threestudio's
+One record per model family (its default weights, the frame grid of its causal VAE), one per freeze-time orbit
+backend (an image-to-video model with an orbit LoRA: `ORBIT_BACKENDS`), the dtype names every command accepts, and
+the two class registries. Each class registers itself next to its definition (threestudio's
 `@register`): `@register_guidance("ltx")` on `LTXGuidance`, `@register_generator("ltx")` on `LTXGenerator`.
 Cheap to import (no torch, no diffusers): a guidance module is imported only when its class is asked for, so
 `ns-*` start-up stays fast when SDS is off.
@@ -32,6 +33,62 @@ MODELS: Dict[str, VideoModel] = {
     "svd": VideoModel("svd", "stabilityai/stable-video-diffusion-img2vid-xt", None,
                       "Stable Video Diffusion img2vid-xt: image-to-video, no prompt (guidance only)"),
 }
+
+
+@dataclass(frozen=True)
+class OrbitBackend:
+    """A public image-to-video model plus a LoRA that makes it orbit the camera around a still scene: the
+    freeze-time video of `fourreal generate --freeze-backend NAME` (fourreal_ns/generate/orbit_backends.py)."""
+
+    name: str
+    pipeline: str
+    """The diffusers pipeline class of the base model (its model_index.json `_class_name`)."""
+    base_model_id: str
+    """Hugging Face hub id of the base image-to-video weights."""
+    lora_id: str
+    """Hub id (or local file / folder) of the orbit LoRA."""
+    lora_weight_name: Optional[str]
+    """The LoRA's file in its repository (None: the repository's only .safetensors file)."""
+    lora_scale: float
+    """Strength the LoRA is fused with (its model card's recipe)."""
+    prompt_template: str
+    """The freeze-time prompt: `{scene}` is the prompt's static description; the trigger phrase is part of it."""
+    native_frames: int
+    """Frames per clip the model was trained on (the first clip; each extension step adds native_frames - 1)."""
+    fps: float
+    native_size: Tuple[int, int]
+    """(height, width) the model runs at."""
+    reference_size: Tuple[int, int]
+    """(height, width) of the reference video by default: the native aspect at multiples of 32 (LTX / Wan 2.2)."""
+    temporal_multiple: int
+    """Clips have temporal_multiple * n + 1 frames (the causal VAE)."""
+    default_steps: int
+    guidance_scale: float
+    degrees_per_frame: Optional[float]
+    """The camera's turn per frame where the LoRA's orbit is known (nominal poses); None: unknown, SfM poses it."""
+    description: str
+
+
+ORBIT_BACKENDS: Dict[str, OrbitBackend] = {
+    "cogvideox-dimensionx": OrbitBackend(
+        name="cogvideox-dimensionx", pipeline="CogVideoXImageToVideoPipeline",
+        base_model_id="THUDM/CogVideoX-5b-I2V", lora_id="wenqsun/DimensionX",
+        lora_weight_name="orbit_left_lora_weights.safetensors", lora_scale=1.0 / 256,  # rank 256, fused at 1/rank
+        prompt_template="{scene}. High quality, ultrarealistic detail and breath-taking movie-like camera shot.",
+        native_frames=49, fps=8.0, native_size=(480, 720), reference_size=(512, 768), temporal_multiple=4,
+        default_steps=50, guidance_scale=7.0, degrees_per_frame=None,
+        description="CogVideoX-5B-I2V + DimensionX's orbit-left LoRA (S-Director): the camera orbits left"),
+    "wan21-orbit": OrbitBackend(
+        name="wan21-orbit", pipeline="WanImageToVideoPipeline",
+        base_model_id="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", lora_id="Soul25r/360-orbit", lora_weight_name=None,
+        lora_scale=1.0,
+        prompt_template="{scene}. The camera performs an 0rb4it 360 degree orbit, circling around the scene, "
+                        "everything in it still.",
+        native_frames=81, fps=16.0, native_size=(480, 832), reference_size=(480, 832), temporal_multiple=4,
+        default_steps=40, guidance_scale=5.0, degrees_per_frame=360.0 / 80,
+        description="Wan2.1-I2V-14B-480P + a 360-degree orbit LoRA (trigger '0rb4it 360 degree orbit')"),
+}
+"""Freeze-time backends with an orbit LoRA; the reference video still comes from `--backend` (ltx / wan)."""
 
 #: Negative prompt for classifier-free guidance, in generation and SDS (LTX-Video's recommended one; also sensible
 #: for Wan).

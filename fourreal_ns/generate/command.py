@@ -32,16 +32,21 @@ from fourreal_ns.generate.parts import (GENERATION_FILE, PARTS_FOLDER, Generatio
 from fourreal_ns.generate.prompts import freeze_time_prompt
 from fourreal_ns.generate.reference_video import canonical_reference_frame, generate_reference_video
 from fourreal_ns.generate.video_models import GeneratorSettings, VideoGenerator, load_generator
-from fourreal_ns.model_registry import DEFAULT_NEGATIVE_PROMPT, GENERATORS
+from fourreal_ns.model_registry import DEFAULT_NEGATIVE_PROMPT, GENERATORS, ORBIT_BACKENDS
 
 CONSOLE = Console()
 
 CONTENT_SETTINGS = (
     "prompt", "freeze_prompt", "negative_prompt", "backend", "model_ids", "seed", "num_reference_frames",
     "reference_frame", "width", "height", "num_inference_steps", "guidance_scale", "reference_fps", "dtype",
-    "clip_frames", "context_frames", "new_frames_per_step", "target_freeze_frames",
+    "clip_frames", "context_frames", "new_frames_per_step", "target_freeze_frames", "freeze_backend", "lora",
+    "lora_scale", "orbit_size",
 )
 """Settings that determine the frames: a resumed run must match them all."""
+SETTINGS_BEFORE_ORBIT_BACKENDS = {"freeze_backend": "same", "lora": None, "lora_scale": None, "orbit_size": None}
+"""What a generation.json written before the freeze-time backends existed implies for their settings."""
+SAME_BACKEND_EXTENSION = {"clip_frames": 17, "context_frames": 8, "new_frames_per_step": 8, "degrees_per_frame": 2.0}
+"""Extension defaults of the prompt-only backends (paper 3.2: 8 known frames, 8 new ones a step)."""
 
 
 class GenerateError(ValueError):
@@ -57,8 +62,24 @@ class GenerationOptions:
     model_id: Optional[str] = None
     """Hugging Face hub id or local diffusers folder (default: Lightricks/LTX-Video-0.9.5 for ltx,
     Wan-AI/Wan2.2-TI2V-5B-Diffusers for wan)."""
+    freeze_backend: Literal["same", "cogvideox-dimensionx", "wan21-orbit"] = "same"
+    """Model of the freeze-time video: same (--backend's model, known-frame conditioning) or an image-to-video model
+    with an orbit LoRA (cogvideox-dimensionx: CogVideoX-5B-I2V + DimensionX; wan21-orbit: Wan2.1-I2V-14B-480P + a
+    360-degree orbit LoRA), conditioned on the canonical frame and extended forward from the last frame
+    (docs/generate.md)."""
     freeze_model_id: Optional[str] = None
-    """Model for the freeze-time video and its extension, if not --model-id (must support frame conditioning)."""
+    """Model for the freeze-time video and its extension, if not --model-id (must support frame conditioning); with
+    an orbit --freeze-backend, its base image-to-video model (default the backend's)."""
+    lora: Optional[str] = None
+    """Orbit --freeze-backend: the LoRA (hub id, local .safetensors file or a folder holding one; default the
+    backend's)."""
+    lora_scale: Optional[float] = None
+    """Orbit --freeze-backend: the LoRA's strength (default its model card's)."""
+    orbit_width: Optional[int] = None
+    """Orbit --freeze-backend: width the image-to-video model runs at (default its native width; the frames are
+    resized to the scene's)."""
+    orbit_height: Optional[int] = None
+    """Orbit --freeze-backend: height it runs at (default its native height)."""
     freeze_prompt: Optional[str] = None
     """Prompt of the freeze-time video (default: the prompt rewritten as "Camera circulating around ..., time
     elapse" with action verbs removed, paper 3.2)."""
@@ -84,16 +105,18 @@ class GenerationOptions:
     """Frame rate of the reference video (LTX conditions on it; recorded in generation.json)."""
     arc_degrees: float = 180.0
     """Arc the freeze-time video should cover (paper: 180 degrees)."""
-    degrees_per_frame: float = 2.0
-    """Assumed camera motion of the video model per freeze-time frame, to turn --arc-degrees into frames."""
+    degrees_per_frame: Optional[float] = None
+    """Camera motion of the video model per freeze-time frame, to turn --arc-degrees into frames and for --poses
+    nominal (default 2, assumed; an orbit backend's known turn where its LoRA's orbit is known)."""
     num_freeze_frames: Optional[int] = None
     """Frames of the freeze-time video (overrides --arc-degrees); the extension rounds up to whole steps."""
-    clip_frames: int = 17
-    """Frames of the first freeze-time clip, the conditioning frame included."""
-    context_frames: int = 8
-    """Known frames of each extension step (paper: the 8 previous frames)."""
-    new_frames_per_step: int = 8
-    """Frames each extension step adds (paper: 8)."""
+    clip_frames: Optional[int] = None
+    """Frames of the first freeze-time clip, the conditioning frame included (default 17; an orbit backend's native
+    clip length)."""
+    context_frames: Optional[int] = None
+    """Known frames of each extension step (default 8, the paper's; 1 for an orbit backend: its last frame)."""
+    new_frames_per_step: Optional[int] = None
+    """Frames each extension step adds (default 8, the paper's; an orbit backend's native length - 1)."""
     dtype: Optional[Literal["float32", "float16", "bfloat16"]] = None
     """Weights dtype (default: bfloat16 on CUDA, float32 on the CPU)."""
     device: Optional[str] = None
@@ -102,11 +125,45 @@ class GenerationOptions:
     """Keep models on the CPU and move each to the GPU while it runs (diffusers' model CPU offload; needs
     accelerate)."""
 
+    @property
+    def orbit(self) -> bool:
+        """The freeze-time video comes from an image-to-video model with an orbit LoRA."""
+        return self.freeze_backend != "same"
+
+    def extension(self) -> Dict[str, object]:
+        """clip_frames, context_frames, new_frames_per_step, degrees_per_frame: given, or the backend's defaults."""
+        defaults = dict(SAME_BACKEND_EXTENSION)
+        if self.orbit:
+            from fourreal_ns.generate.orbit_backends import orbit_defaults
+
+            known = orbit_defaults(self.freeze_backend)
+            defaults.update({key: known[key] for key in ("clip_frames", "context_frames", "new_frames_per_step")})
+            if known["degrees_per_frame"] is not None:
+                defaults["degrees_per_frame"] = known["degrees_per_frame"]
+        return {key: default if getattr(self, key) is None else getattr(self, key) for key, default in defaults.items()}
+
+    def default_size(self) -> tuple:
+        """(height, width) of the reference video when --width / --height are not given."""
+        if self.orbit:
+            return ORBIT_BACKENDS[self.freeze_backend].reference_size
+        return GENERATORS[self.backend].default_size
+
     def generator_settings(self) -> GeneratorSettings:
-        return GeneratorSettings(backend=self.backend, model_id=self.model_id, freeze_model_id=self.freeze_model_id,
-                                 width=self.width, height=self.height, num_inference_steps=self.num_inference_steps,
+        height, width = self.default_size()
+        return GeneratorSettings(backend=self.backend, model_id=self.model_id,
+                                 freeze_model_id=None if self.orbit else self.freeze_model_id,
+                                 width=self.width or width, height=self.height or height,
+                                 num_inference_steps=self.num_inference_steps,
                                  guidance_scale=self.guidance_scale, frame_rate=self.reference_fps,
                                  dtype=self.dtype, device=self.device, cpu_offload=self.cpu_offload)
+
+    def orbit_settings(self, width: int, height: int):
+        from fourreal_ns.generate.orbit_backends import OrbitSettings
+
+        return OrbitSettings(backend=self.freeze_backend, model_id=self.freeze_model_id, lora=self.lora,
+                             lora_scale=self.lora_scale, width=width, height=height, orbit_width=self.orbit_width,
+                             orbit_height=self.orbit_height, num_inference_steps=self.num_inference_steps,
+                             dtype=self.dtype, device=self.device, cpu_offload=self.cpu_offload)
 
 
 def _check_inputs(prompt: str, out: Path, options: GenerationOptions) -> None:
@@ -127,20 +184,27 @@ def _check_inputs(prompt: str, out: Path, options: GenerationOptions) -> None:
             raise GenerateError(f"--{name.replace('_', '-')} must be positive.")
     if options.freeze_prompt is not None and not options.freeze_prompt.strip():
         raise GenerateError("--freeze-prompt is empty; leave it out to use the rewritten prompt.")
+    if not options.orbit and any(value is not None for value in (options.lora, options.lora_scale,
+                                                                 options.orbit_width, options.orbit_height)):
+        raise GenerateError("--lora, --lora-scale, --orbit-width and --orbit-height belong to an orbit "
+                            f"--freeze-backend ({', '.join(ORBIT_BACKENDS)}); the default 'same' has no LoRA.")
 
 
 def resolve_settings(prompt: str, options: GenerationOptions) -> Dict[str, object]:
     """Every setting that determines the frames, with the backend's defaults filled in (no model is loaded)."""
     backend = GENERATORS[options.backend]
     model_id = options.model_id or backend.default_model_id
+    extension = options.extension()
     try:
         j_c = canonical_reference_frame(options.canonical_frame, options.num_reference_frames)
         target = (options.num_freeze_frames if options.num_freeze_frames is not None
-                  else frames_for_arc(options.arc_degrees, options.degrees_per_frame))
-        plan_extension(target, options.clip_frames, options.context_frames, options.new_frames_per_step)
+                  else frames_for_arc(options.arc_degrees, float(extension["degrees_per_frame"])))
+        plan_extension(target, int(extension["clip_frames"]), int(extension["context_frames"]),
+                       int(extension["new_frames_per_step"]))
     except ValueError as error:
         raise GenerateError(str(error)) from None
-    width, height = int(options.width or backend.default_size[1]), int(options.height or backend.default_size[0])
+    default_height, default_width = options.default_size()
+    width, height = int(options.width or default_width), int(options.height or default_height)
     if width % backend.size_multiple or height % backend.size_multiple:
         raise GenerateError(f"--width and --height must be multiples of {backend.size_multiple} for backend "
                             f"{options.backend} (got {width} x {height}).")
@@ -149,12 +213,18 @@ def resolve_settings(prompt: str, options: GenerationOptions) -> Dict[str, objec
         import torch
 
         device_is_cuda = torch.cuda.is_available()
+    freeze_model_id = options.freeze_model_id or model_id
+    orbit = None
+    if options.orbit:
+        orbit = options.orbit_settings(width, height)
+        source, weight_name = orbit.lora_source()
+        freeze_model_id = orbit.base_model_id
     return {
         "prompt": prompt.strip(),
-        "freeze_prompt": (options.freeze_prompt.strip() if options.freeze_prompt else freeze_time_prompt(prompt)),
+        "freeze_prompt": _freeze_prompt(prompt, options),
         "negative_prompt": options.negative_prompt,
         "backend": options.backend,
-        "model_ids": {"reference": model_id, "freeze": options.freeze_model_id or model_id},
+        "model_ids": {"reference": model_id, "freeze": freeze_model_id},
         "seed": int(options.seed),
         "num_reference_frames": int(options.num_reference_frames),
         "reference_frame": j_c,
@@ -165,11 +235,32 @@ def resolve_settings(prompt: str, options: GenerationOptions) -> Dict[str, objec
                                 else backend.default_guidance_scale),
         "reference_fps": float(options.reference_fps),
         "dtype": options.dtype or ("bfloat16" if device_is_cuda else "float32"),
-        "clip_frames": int(options.clip_frames),
-        "context_frames": int(options.context_frames),
-        "new_frames_per_step": int(options.new_frames_per_step),
+        "clip_frames": int(extension["clip_frames"]),
+        "context_frames": int(extension["context_frames"]),
+        "new_frames_per_step": int(extension["new_frames_per_step"]),
+        "degrees_per_frame": float(extension["degrees_per_frame"]),
         "target_freeze_frames": int(target),
+        "freeze_backend": options.freeze_backend,
+        "lora": None if orbit is None else source + (f"/{weight_name}" if weight_name else ""),
+        "lora_scale": None if orbit is None else float(orbit.lora_scale if orbit.lora_scale is not None
+                                                       else orbit.record.lora_scale),
+        "orbit_size": None if orbit is None else [int(options.orbit_height or orbit.record.native_size[0]),
+                                                  int(options.orbit_width or orbit.record.native_size[1])],
     }
+
+
+def _freeze_prompt(prompt: str, options: GenerationOptions) -> str:
+    """--freeze-prompt, or the paper's rewrite (3.2), or an orbit backend's template with its trigger phrase around
+    the prompt's static description."""
+    if options.freeze_prompt:
+        return options.freeze_prompt.strip()
+    if options.orbit:
+        from fourreal_ns.generate.prompts import static_description
+
+        description = static_description(prompt)
+        return ORBIT_BACKENDS[options.freeze_backend].prompt_template.format(
+            scene=description[:1].upper() + description[1:])
+    return freeze_time_prompt(prompt)
 
 
 def _clear_generated(out: Path) -> None:
@@ -195,7 +286,7 @@ def _open_record(out: Path, settings: Dict[str, object], overwrite: bool) -> Gen
         record = GenerationRecord(out, {"source": "fourreal generate", "settings": settings, "completed": []})
         record.save()
         return record
-    previous = record.content.get("settings", {})
+    previous = {**SETTINGS_BEFORE_ORBIT_BACKENDS, **record.content.get("settings", {})}
     changed = [key for key in CONTENT_SETTINGS if previous.get(key) != settings.get(key)]
     if changed:
         details = "; ".join(f"{key}: {previous.get(key)!r} -> {settings.get(key)!r}" for key in changed)
@@ -231,6 +322,11 @@ def _metadata(settings: Dict[str, object], plan: ExtensionPlan, degrees_per_fram
         "width": settings["width"], "height": settings["height"],
         "num_inference_steps": settings["num_inference_steps"], "guidance_scale": settings["guidance_scale"],
         "dtype": settings["dtype"],
+        "freeze_backend": settings["freeze_backend"],
+        **({"lora": {"id": settings["lora"], "scale": settings["lora_scale"]},
+            "camera_path": {"known": ORBIT_BACKENDS[settings["freeze_backend"]].degrees_per_frame is not None,
+                            "source": f"the {settings['freeze_backend']} LoRA's orbit"}}
+           if settings["freeze_backend"] != "same" else {}),
     }
 
 
@@ -242,10 +338,18 @@ def generate_scene(prompt: str, out: Path, options: GenerationOptions, overwrite
     out = Path(out)
     _check_inputs(prompt, out, options)
     settings = resolve_settings(prompt, options)
+    if options.orbit:
+        from fourreal_ns.generate.orbit_backends import OrbitBackendError, check_orbit_inputs
+
+        try:  # before any model loads or any frame is made
+            check_orbit_inputs(options.orbit_settings(int(settings["width"]), int(settings["height"])))
+        except OrbitBackendError as error:
+            raise GenerateError(str(error)) from None
     record = _open_record(out, settings, overwrite)
-    plan = plan_extension(int(settings["target_freeze_frames"]), options.clip_frames, options.context_frames,
-                          options.new_frames_per_step)
-    record.update(**_metadata(settings, plan, options.degrees_per_frame,
+    plan = plan_extension(int(settings["target_freeze_frames"]), int(settings["clip_frames"]),
+                          int(settings["context_frames"]), int(settings["new_frames_per_step"]),
+                          both_directions=not options.orbit)
+    record.update(**_metadata(settings, plan, float(settings["degrees_per_frame"]),
                               None if options.num_freeze_frames is not None else options.arc_degrees))
     needed = ["reference", *plan.parts(), "freeze"]
     if all(record.is_done(part) for part in needed):
@@ -258,10 +362,13 @@ def generate_scene(prompt: str, out: Path, options: GenerationOptions, overwrite
     with (_new_progress() if progress is None else nullcontext(progress)) as bars:
         generator: Optional[VideoGenerator] = None
         if not all(record.is_done(part) for part in needed[:-1]):  # only the assembly left: no model needed
-            loading = bars.add_task(f"loading {settings['backend']} ({settings['model_ids']['reference']})",
-                                    total=None)
-            generator = generator_factory(options.generator_settings())
-            bars.update(loading, total=1, completed=1)
+            if options.orbit:
+                generator = _two_models(options, settings, generator_factory, bars)
+            else:
+                loading = bars.add_task(f"loading {settings['backend']} ({settings['model_ids']['reference']})",
+                                        total=None)
+                generator = generator_factory(options.generator_settings())
+                bars.update(loading, total=1, completed=1)
 
         reference_folder = out / "images" / "reference"
         reference_bar = bars.add_task("reference video", total=steps)
@@ -293,6 +400,28 @@ def generate_scene(prompt: str, out: Path, options: GenerationOptions, overwrite
                   f"{plan.canonical_index}, j_c = {settings['reference_frame']}) to {out} in {time.time() - started:.0f} s."
                   f" Next: fourreal process {out}")
     return out
+
+
+def _two_models(options: GenerationOptions, settings: Dict[str, object],
+                generator_factory: Callable[[GeneratorSettings], VideoGenerator], bars) -> VideoGenerator:
+    """The reference model, then the orbit model (loaded after the reference video), each with its loading row."""
+    from fourreal_ns.generate.orbit_backends import OrbitGenerator, ReferenceThenOrbit
+
+    def loaded(description: str, make: Callable[[], object]) -> Callable[[], object]:
+        def load() -> object:
+            row = bars.add_task(f"loading {description}", total=None)
+            model = make()
+            bars.update(row, total=1, completed=1)
+            return model
+
+        return load
+
+    orbit_settings = options.orbit_settings(int(settings["width"]), int(settings["height"]))
+    return ReferenceThenOrbit(
+        loaded(f"{settings['backend']} ({settings['model_ids']['reference']})",
+               lambda: generator_factory(options.generator_settings())),
+        loaded(f"{options.freeze_backend} ({settings['model_ids']['freeze']} + {settings['lora']})",
+               lambda: OrbitGenerator(orbit_settings)))
 
 
 def _new_progress():

@@ -75,8 +75,10 @@ def frames_for_arc(arc_degrees: float, degrees_per_frame: float) -> int:
 
 
 def plan_extension(target_frames: int, clip_frames: int = 17, context_frames: int = 8,
-                   new_per_step: int = 8) -> ExtensionPlan:
-    """The fewest extension steps that bring the sequence to at least `target_frames`, split forward/backward."""
+                   new_per_step: int = 8, both_directions: bool = True) -> ExtensionPlan:
+    """The fewest extension steps that bring the sequence to at least `target_frames`, split forward/backward
+    (all forward when not `both_directions`: a model whose camera turns one way, conditioned on one frame, cannot
+    continue the time-reversed sequence)."""
     if clip_frames < 2:
         raise ValueError("--clip-frames must be at least 2 (the conditioning frame and one generated frame)")
     if not 1 <= context_frames <= clip_frames:
@@ -84,8 +86,9 @@ def plan_extension(target_frames: int, clip_frames: int = 17, context_frames: in
     if new_per_step < 1:
         raise ValueError("--new-frames-per-step must be at least 1")
     steps = int(math.ceil(max(0, target_frames - clip_frames) / new_per_step))
+    forward = (steps + 1) // 2 if both_directions else steps
     return ExtensionPlan(clip_frames=clip_frames, context_frames=context_frames, new_per_step=new_per_step,
-                         forward_steps=(steps + 1) // 2, backward_steps=steps // 2)
+                         forward_steps=forward, backward_steps=steps - forward)
 
 
 def part_seed(base_seed: int, part: str) -> int:

@@ -278,6 +278,8 @@ def _mapping_options(options: SfmOptions):
 
     mapping = pycolmap.IncrementalPipelineOptions()
     mapping.num_threads = options.num_threads
+    if hasattr(mapping.mapper, "num_threads"):  # its own default (-1: every core) ignores the pipeline's: with more
+        mapping.mapper.num_threads = options.num_threads  # than one thread, registration varied run to run
     if hasattr(mapping, "random_seed"):
         mapping.random_seed = int(options.seed)
     error = float(options.max_reprojection_error)
