@@ -225,3 +225,13 @@ def test_items_are_checked_before_anything_runs(tmp_path, tiny_ltx):
     with pytest.raises(SystemExit, match="no items"):
         (tmp_path / "empty.txt").write_text("\n# nothing\n")
         Batch(prompts=tmp_path / "empty.txt", out=tmp_path / "o").main()
+
+
+def test_without_ray_the_batch_says_how_to_install_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    original = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else original(name, *a))
+    (tmp_path / "prompts.txt").write_text("a cat\n")
+    with pytest.raises(SystemExit, match=r"needs Ray: pip install -e '\.\[cluster\]'"):
+        Batch(prompts=tmp_path / "prompts.txt", out=tmp_path / "o").main()
