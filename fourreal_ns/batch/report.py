@@ -32,7 +32,7 @@ def item_report(out: Path, item: BatchItem, status: str, error: Optional[str] = 
     attempts = attempts_of(folder)
     for attempt in attempts:
         if attempt.get("ended") is None and status != "running":
-            attempt["outcome"] = "worker died"
+            attempt["outcome"] = "interrupted" if status == "interrupted" and attempt is attempts[-1] else "worker died"
         elif attempt.get("returncode") is not None:
             attempt["outcome"] = "done" if attempt["returncode"] == 0 else f"exit {attempt['returncode']}"
     steps = run_status(folder).get("steps", {})
