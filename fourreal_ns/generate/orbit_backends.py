@@ -29,7 +29,7 @@ import numpy as np
 
 from fourreal_ns.errors import FourRealError
 from fourreal_ns.generate.video_models import (GeneratorSettings, StepCallback, _resolve_device_and_dtype, _to_uint8,
-                                               valid_frame_count)
+                                               valid_frame_count, wan_image_to_video_class)
 from fourreal_ns.model_registry import ORBIT_BACKENDS, OrbitBackend
 
 LORA_ADAPTER = "orbit"
@@ -187,16 +187,9 @@ def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
 def _pipeline_class(backend: OrbitBackend):
     import diffusers
 
-    if backend.pipeline != "WanImageToVideoPipeline":
-        return getattr(diffusers, backend.pipeline)
-
-    class WanOrbitPipeline(diffusers.WanImageToVideoPipeline):
-        # diffusers 0.42's image-to-video prompt cleaning calls `ftfy` unconditionally; the text-to-video pipeline's
-        # identical encoder uses it only when installed.
-        encode_prompt = diffusers.WanPipeline.encode_prompt
-        _get_t5_prompt_embeds = diffusers.WanPipeline._get_t5_prompt_embeds
-
-    return WanOrbitPipeline
+    if backend.pipeline == "WanImageToVideoPipeline":
+        return wan_image_to_video_class()
+    return getattr(diffusers, backend.pipeline)
 
 
 class OrbitGenerator:

@@ -289,18 +289,25 @@ class WanGenerator(DiffusersGenerator):
         return {"image": known[0]}
 
 
+def wan_image_to_video_class():
+    """`WanImageToVideoPipeline` with the text-to-video pipeline's prompt encoder: diffusers 0.42's image-to-video
+    prompt cleaning calls `ftfy` unconditionally; the identical text-to-video encoder uses it only when installed."""
+    from diffusers import WanImageToVideoPipeline, WanPipeline
+
+    class WanImageToVideo(WanImageToVideoPipeline):
+        encode_prompt = WanPipeline.encode_prompt
+        _get_t5_prompt_embeds = WanPipeline._get_t5_prompt_embeds
+
+    return WanImageToVideo
+
+
 def _wan_known_frames_class():
     """`WanImageToVideoPipeline` whose clean (timestep 0) latent frames are all known frames, not only the first."""
     import torch
-    from diffusers import WanImageToVideoPipeline, WanPipeline
     from diffusers.pipelines.wan.pipeline_wan_i2v import retrieve_latents
 
-    class WanKnownFramesPipeline(WanImageToVideoPipeline):
+    class WanKnownFramesPipeline(wan_image_to_video_class()):
         known_frames: Optional[list] = None
-        # diffusers 0.42's image-to-video prompt cleaning calls `ftfy` unconditionally; the text-to-video pipeline's
-        # identical encoder uses it only when installed.
-        encode_prompt = WanPipeline.encode_prompt
-        _get_t5_prompt_embeds = WanPipeline._get_t5_prompt_embeds
 
         def prepare_latents(self, image, batch_size, num_channels_latents=16, height=480, width=832, num_frames=81,
                             dtype=None, device=None, generator=None, latents=None, last_image=None):
