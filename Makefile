@@ -37,7 +37,7 @@ demo: $(STAMP) system-deps
 	$(VENV)/bin/fourreal demo
 
 test: $(STAMP) system-deps
-	$(PY) -m pytest -v --durations=20 tests
+	$(PY) -m pytest -v --durations=20 -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_rasterizer.py

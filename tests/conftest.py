@@ -1,6 +1,7 @@
 """Shared test helpers: nerfstudio commands in subprocesses, the shared test data, trained runs reused per session.
 
-Session fixtures (built once, on first use, in a temporary folder):
+Session fixtures (built once, on first use, in a temporary folder; under pytest-xdist once for all the workers,
+see `built_once`):
 - `demo_scene`: `fourreal demo-scene` with seed 0;
 - `canonical_run`: config.yml of `ns-train 4real-canonical` on it with the short CPU schedule (CANONICAL_STEPS);
 - `motion_run`: config.yml of `ns-train 4real-motion` from it (MOTION_STEPS, paused at MOTION_PAUSE and resumed;
@@ -12,11 +13,13 @@ Session fixtures (built once, on first use, in a temporary folder):
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import pytest
 
@@ -108,11 +111,58 @@ def train_canonical_side_by_side(scene: Path, output: Path, runs: Dict[str, List
     return {name: output / name / "4real-canonical" / "run" / "config.yml" for name in runs}
 
 
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (`make test` runs `-n auto`) each worker gets its share of the cores for torch, and so do
+    the commands it starts (OMP_NUM_THREADS is inherited): the tests' steps are too small for threads to pay, so
+    two one-thread workers on two cores do twice the work of one two-thread process. A value the user set wins."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // int(workers))
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+LONGEST_FIRST = ["test_canonical_e2e.py", "test_dnerf_e2e.py", "test_sds.py", "test_real_footage_e2e.py",
+                 "test_motion_e2e.py", "test_web_export.py", "test_batch.py", "test_process_footage.py",
+                 "test_reliability.py"]  # fmt: skip
+"""The files whose tests take longest (`--durations`, 2026-12-07), handed out first: with `--dist loadfile` a
+worker takes the next file when it is free, so the long ones first let the workers finish together. The order
+also keeps the files that wait for the session's motion run after two that do not need it."""
+
+
+def pytest_collection_modifyitems(items) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder `name` filled by `build(folder)` once per test session. Each pytest-xdist worker is a process
+    with its own session fixtures, so there the folder lies beside the workers' own temporary folders and the first
+    worker to need it builds it under a file lock while the others wait; a finished build is marked by `.built`."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent  # one folder per test session, shared by its workers
+    folder = root / name
+    with FileLock(str(root / f"{name}.lock")):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed build on another worker left
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def demo_scene(tmp_path_factory) -> Path:
     from fourreal_ns.demo_scene import make_demo_scene
 
-    return make_demo_scene(tmp_path_factory.mktemp("demo") / "scene", seed=0)
+    return built_once(tmp_path_factory, "demo", lambda folder: make_demo_scene(folder / "scene", seed=0)) / "scene"
 
 
 @pytest.fixture(scope="session")
@@ -121,9 +171,11 @@ def canonical_runs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def canonical_run(demo_scene, canonical_runs) -> Path:
+def canonical_run(demo_scene, tmp_path_factory) -> Path:
     """A finished 4real-canonical run on the demo scene (short CPU schedule, per-frame deformation on)."""
-    return train_canonical(demo_scene, canonical_runs, "with_deformation", [])
+    folder = built_once(tmp_path_factory, "canonical_run",
+                        lambda output: train_canonical(demo_scene, output, "with_deformation", []))  # fmt: skip
+    return folder / "with_deformation" / "4real-canonical" / "run" / "config.yml"
 
 
 MOTION_STEPS = 600
@@ -149,13 +201,17 @@ def train_motion(scene: Path, output: Path, canonical: Path, steps: int, extra=(
 
 @pytest.fixture(scope="session")
 def paused_and_resumed(demo_scene, canonical_run, tmp_path_factory):
-    output = tmp_path_factory.mktemp("motion")
-    config = train_motion(demo_scene, output, canonical_run, MOTION_PAUSE)
-    paused = {path.name for path in (config.parent / "nerfstudio_models").glob("*.ckpt")}
-    # A resumed run trains to the schedule's last step (--max-num-iterations - 1; trainer.py).
-    train_motion(demo_scene, output, canonical_run, MOTION_STEPS,
-                 ["--load-dir", str(config.parent / "nerfstudio_models")])  # fmt: skip
-    return config, paused
+    def build(output: Path) -> None:
+        config = train_motion(demo_scene, output, canonical_run, MOTION_PAUSE)
+        paused = sorted(path.name for path in (config.parent / "nerfstudio_models").glob("*.ckpt"))
+        (output / "paused.json").write_text(json.dumps(paused))
+        # A resumed run trains to the schedule's last step (--max-num-iterations - 1; trainer.py).
+        train_motion(demo_scene, output, canonical_run, MOTION_STEPS,
+                     ["--load-dir", str(config.parent / "nerfstudio_models")])  # fmt: skip
+
+    output = built_once(tmp_path_factory, "motion", build)
+    paused = set(json.loads((output / "paused.json").read_text()))
+    return output / "motion" / "4real-motion" / "run" / "config.yml", paused
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +230,7 @@ TINY_GENERATION = dict(width=32, height=32, num_inference_steps=2, num_reference
 def tiny_ltx(tmp_path_factory) -> Path:
     from tiny_diffusers import save_tiny_ltx
 
-    return save_tiny_ltx(tmp_path_factory.mktemp("tiny_ltx") / "model")
+    return built_once(tmp_path_factory, "tiny_ltx", lambda folder: save_tiny_ltx(folder / "model")) / "model"
 
 
 @pytest.fixture(scope="session")
@@ -182,8 +238,9 @@ def finished_run(tmp_path_factory, tiny_ltx):
     from fourreal_ns.generate.command import GenerationOptions
     from fourreal_ns.run_all import RunAll
 
-    options = GenerationOptions(model_id=str(tiny_ltx), **TINY_GENERATION)
-    command = RunAll(prompt="a panda playing guitar in a kitchen", out=tmp_path_factory.mktemp("run_all") / "out",
-                     steps=RUN_STEPS, motion_steps=RUN_STEPS, generation=options, **TINY_RUN)
-    command.run()
-    return command
+    def command(out: Path) -> RunAll:
+        options = GenerationOptions(model_id=str(tiny_ltx), **TINY_GENERATION)
+        return RunAll(prompt="a panda playing guitar in a kitchen", out=out, steps=RUN_STEPS,
+                      motion_steps=RUN_STEPS, generation=options, **TINY_RUN)  # fmt: skip
+
+    return command(built_once(tmp_path_factory, "run_all", lambda folder: command(folder / "out").run()) / "out")
