@@ -64,6 +64,26 @@ def run_ns(args: List[str], timeout: float = 900, cwd: Path | None = None) -> su
     return result
 
 
+def _process_in_this_process(args: List[str]):
+    import tyro
+
+    from fourreal_ns.process.command import Process, process
+
+    return process(tyro.cli(Process, args=args))
+
+
+def run_process(args: List[object]):
+    """`fourreal process ARGS` (the same tyro parsing as the command line) in a fresh Python process, as a user runs
+    it; its ProcessError is raised here. In the test process itself COLMAP's result depended on what ran there
+    before: one full suite posed 4 of the 12 frames of a clip, another 19 of 25 frames of a video, that every fresh
+    process poses in full and identically (one COLMAP thread, one seed: three runs equal to the last digit)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_process_in_this_process, [str(arg) for arg in args]).result()
+
+
 CANONICAL_STEPS = 600
 
 
@@ -124,12 +144,15 @@ def pytest_configure(config) -> None:
         torch.set_num_threads(threads)
 
 
-LONGEST_FIRST = ["test_canonical_e2e.py", "test_dnerf_e2e.py", "test_sds.py", "test_real_footage_e2e.py",
-                 "test_motion_e2e.py", "test_web_export.py", "test_batch.py", "test_process_footage.py",
-                 "test_reliability.py"]  # fmt: skip
+LONGEST_FIRST = ["test_canonical_e2e.py", "test_dnerf_e2e.py", "test_sds.py", "test_motion_e2e.py",
+                 "test_real_footage_e2e.py", "test_motion_sds.py", "test_web_export.py", "test_batch.py",
+                 "test_process_footage.py", "test_reliability.py"]  # fmt: skip
 """The files whose tests take longest (`--durations`, 2026-12-07), handed out first: with `--dist loadfile` a
-worker takes the next file when it is free, so the long ones first let the workers finish together. The order
-also keeps the files that wait for the session's motion run after two that do not need it."""
+worker takes the next file when it is free, so the long ones first let the workers finish together. Each worker
+starts with two files (the first and third to the first worker, the second and fourth to the other), so the
+session's motion run (test_motion_e2e.py) is trained by the second worker while the first trains
+test_canonical_e2e.py's own runs and the files needing it later (motion SDS, web export) need not wait for it (on
+2026-12-07 a worker waited 5 minutes for it when the web export's tests came right after the motion tests)."""
 
 
 def pytest_collection_modifyitems(items) -> None:

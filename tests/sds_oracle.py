@@ -38,12 +38,15 @@ class OracleGuidance:
         self.seed = int(transforms["generation"]["seed"])
         self.sds_size = sds_size
         self.calls = 0
+        self.times_seen: List[List[float]] = []
+        """Each call's trajectory times: temporal trajectories sweep time, multi-view ones hold it."""
 
     def predict_x0(self, frames, cond_frame, sigma):
         raise AssertionError("the pipeline must ask the oracle through targets_for_trajectory")
 
     def targets_for_trajectory(self, trajectory: Trajectory, view: ModelView) -> torch.Tensor:
         self.calls += 1
+        self.times_seen.append([float(time) for time in trajectory.times])
         frames = []
         for camera_to_world, time in zip(trajectory.camera_to_worlds, trajectory.times):
             pose = np.eye(4)
@@ -67,16 +70,19 @@ class OracleGuidanceConfig(GuidanceConfig):
         return OracleGuidance(self.oracle_scene, self.oracle_size)
 
 
-def train(scene: str, output: str, name: str, args: List[str], num_frames: int = 8) -> None:
-    """`ns-train 4real-canonical` with `args`, the oracle as guidance (SDS on) and `num_frames`-frame videos."""
+def train(scene: str, output: str, name: str, args: List[str], num_frames: int = 8,
+          method: str = "4real-canonical") -> None:  # fmt: skip
+    """`ns-train METHOD` (4real-canonical or 4real-motion) with `args`, the oracle as guidance (SDS on) and
+    `num_frames`-frame videos."""
     import tyro
 
     from nerfstudio.engine.trainer import TrainerConfig
     from nerfstudio.scripts.train import _set_random_seed
 
-    from fourreal_ns.method_configs import fourreal_canonical
+    from fourreal_ns.method_configs import fourreal_canonical, fourreal_motion
 
-    config = tyro.cli(tyro.conf.FlagConversionOff[TrainerConfig], default=copy.deepcopy(fourreal_canonical.config), args=[
+    method_config = {"4real-canonical": fourreal_canonical, "4real-motion": fourreal_motion}[method].config
+    config = tyro.cli(tyro.conf.FlagConversionOff[TrainerConfig], default=copy.deepcopy(method_config), args=[
         "--data", scene, "--output-dir", output, "--experiment-name", name, "--timestamp", "run",
         "--vis", "tensorboard", "--viewer.quit-on-train-completion", "True", *args,
     ])  # fmt: skip
@@ -88,4 +94,7 @@ def train(scene: str, output: str, name: str, args: List[str], num_frames: int =
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     trainer.train()
-    print("oracle calls:", trainer.pipeline.get_guidance().calls)
+    guidance = trainer.pipeline.get_guidance()
+    print("oracle calls:", guidance.calls)
+    sweeps = sum(1 for times in guidance.times_seen if max(times) - min(times) > 1e-6)
+    print("oracle calls sweeping time:", sweeps)

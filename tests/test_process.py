@@ -18,7 +18,7 @@ from typing import Dict, List
 
 import numpy as np
 import pytest
-import tyro
+from conftest import run_process
 from PIL import Image
 
 WIDTH, HEIGHT, SUPERSAMPLE = 320, 180, 2
@@ -33,13 +33,6 @@ CENTRE_LIMIT = 0.02
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------------------
-
-
-def run_process(args: List[str]):
-    """`fourreal process ARGS` in this process (the same tyro parsing as the command line)."""
-    from fourreal_ns.process.command import Process, process
-
-    return process(tyro.cli(Process, args=[str(arg) for arg in args]))
 
 
 def true_pose(frame) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Dict, List
 import numpy as np
 import pytest
 import tyro
-from conftest import SHARED_DATA, folder_hashes, shared_data_file
+from conftest import SHARED_DATA, folder_hashes, run_process, shared_data_file
 from PIL import Image
 
 SIZE = 160
@@ -35,12 +35,6 @@ CLIP_SIZE = (320, 214)
 COMMON = ["--max-size", str(SIZE), "--num-threads", "1"]
 GLOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.]+:\d+\]", re.MULTILINE)
 """A glog line, as COLMAP writes them: `I20261206 20:48:24.897105 140174660971392 bundle_adjustment.cc:46] ...`."""
-
-
-def run_process(args: List[object]) -> Path:
-    from fourreal_ns.process.command import Process, process
-
-    return process(tyro.cli(Process, args=[str(arg) for arg in args]))
 
 
 def transforms(scene: Path) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ns_script, run_ns, shared_data_file, train_canonical_side_by_side
+from conftest import ns_script, run_ns, run_process, shared_data_file, train_canonical_side_by_side
 
 pytestmark = pytest.mark.e2e
 
@@ -30,13 +30,6 @@ STEPS = 600
 NO_DEFORMATION = ["--pipeline.model.deformation-start-step", "100000"]
 MIN_GAIN_DB = -1.0
 """Held-out PSNR with minus without the per-frame deformation must exceed this; measured -0.29 to +0.65 dB."""
-
-
-def run_process(args):
-    from fourreal_ns.process.command import Process, process
-    import tyro
-
-    return process(tyro.cli(Process, args=[str(arg) for arg in args]))
 
 
 @pytest.fixture(scope="module")
