@@ -234,15 +234,15 @@ def build_and_save(backend: Backend, folder: Path, layers: Optional[int]) -> Dic
         pipe = backend.build(layers)
     built = time.perf_counter() - start
     report: Dict[str, Any] = {"parameters_millions_built": component_parameters(pipe), "build_s": round(built, 1)}
-    if backend.lora_rank:
+    start = time.perf_counter()
+    pipe.save_pretrained(str(folder / "pipeline"), max_shard_size="2GB")  # safetensors copies a shard to write it
+    report["save_s"] = round(time.perf_counter() - start, 1)
+    if backend.lora_rank:  # after saving: peft leaves its wrappers (`...to_k.base_layer.weight`) in the transformer
         from tiny_orbit import save_tiny_lora
 
         lora = save_tiny_lora(type(pipe), pipe.transformer, folder / "lora", "orbit_lora.safetensors",
                               rank=backend.lora_rank, scale=0.01)
         report["lora_mb"] = round(lora.stat().st_size / 2**20, 1)
-    start = time.perf_counter()
-    pipe.save_pretrained(str(folder / "pipeline"))
-    report["save_s"] = round(time.perf_counter() - start, 1)
     report["on_disk_gb"] = round(sum(f.stat().st_size for f in (folder / "pipeline").rglob("*") if f.is_file())
                                  / 2**30, 2)
     report["peak_rss_mb"] = peak_rss_mb()

@@ -133,8 +133,9 @@ def train_canonical_side_by_side(scene: Path, output: Path, runs: Dict[str, List
 
 def pytest_configure(config) -> None:
     """Under pytest-xdist (`make test` runs `-n auto`) each worker gets its share of the cores for torch, and so do
-    the commands it starts (OMP_NUM_THREADS is inherited): the tests' steps are too small for threads to pay, so
-    two one-thread workers on two cores do twice the work of one two-thread process. A value the user set wins."""
+    the commands it starts (OMP_NUM_THREADS is inherited): two one-thread trainings on two cores do 2.2 times the
+    work of one two-thread training, two two-thread ones a fifth of it (OpenMP's threads spin on the cores the
+    other needs; docs/experiments.md, "The test suite on two cores"). A value the user set wins."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers and "OMP_NUM_THREADS" not in os.environ:
         threads = max(1, (os.cpu_count() or 1) // int(workers))
@@ -235,6 +236,29 @@ def paused_and_resumed(demo_scene, canonical_run, tmp_path_factory):
     output = built_once(tmp_path_factory, "motion", build)
     paused = set(json.loads((output / "paused.json").read_text()))
     return output / "motion" / "4real-motion" / "run" / "config.yml", paused
+
+
+def ball_tracking(config: Path, scene: Path):
+    """How well a demo-scene motion run carries the canonical ball (its Gaussians within the ball's radius of the true
+    centre at t_c) along with the true ball: (distance of their opacity-weighted centre to the true centre at t =
+    0.25, 0.5, 0.75, 1; how many Gaussians; how far the true ball travels from t_c to t = 1)."""
+    import numpy as np
+    import torch
+
+    from fourreal_ns.demo_scene import demo_world
+    from fourreal_ns.evaluation import load_pipeline
+
+    model = load_pipeline(config).model
+    world = demo_world(json.loads((scene / "transforms.json").read_text())["generation"]["seed"])  # its truth
+    start = world.object_center(model.canonical_time)
+    ball = np.linalg.norm(model.means.detach().numpy() - start, axis=-1) < world.ball_radius
+    opacity = torch.sigmoid(model.opacities.detach()).numpy().ravel()[ball]
+    errors = []
+    for time in (0.25, 0.5, 0.75, 1.0):
+        means = model.gaussians_at_time(time)["means"].detach().numpy()[ball]
+        centre = (means * opacity[:, None]).sum(0) / opacity.sum()
+        errors.append(float(np.linalg.norm(centre - world.object_center(time))))
+    return errors, int(ball.sum()), float(np.linalg.norm(world.object_center(1.0) - start))
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import GROWTH_END, MOTION_STEPS
+from conftest import GROWTH_END, MOTION_STEPS, ball_tracking
 
 pytestmark = pytest.mark.e2e
 
@@ -58,29 +58,6 @@ def with_oracle_sds(demo_scene, canonical_run, motion_run, tmp_path_factory) -> 
     return output / "oracle_sds" / "4real-motion" / "run" / "config.yml"
 
 
-def ball_tracking_errors(config: Path, scene: Path) -> list:
-    """Distance of the canonical ball's Gaussians' centre to the true ball's at t = 0.25, 0.5, 0.75, 1
-    (test_motion_e2e.test_the_canonical_ball_follows_the_true_ball)."""
-    import json
-
-    import torch
-
-    from fourreal_ns.demo_scene import demo_world
-    from fourreal_ns.evaluation import load_pipeline
-
-    model = load_pipeline(config).model
-    world = demo_world(json.loads((scene / "transforms.json").read_text())["generation"]["seed"])
-    start = world.object_center(model.canonical_time)
-    ball = np.linalg.norm(model.means.detach().numpy() - start, axis=-1) < world.ball_radius
-    opacity = torch.sigmoid(model.opacities.detach()).numpy().ravel()[ball]
-    errors = []
-    for time in (0.25, 0.5, 0.75, 1.0):
-        means = model.gaussians_at_time(time)["means"].detach().numpy()[ball]
-        errors.append(float(np.linalg.norm((means * opacity[:, None]).sum(0) / opacity.sum()
-                                           - world.object_center(time))))  # fmt: skip
-    return errors
-
-
 def test_temporal_oracle_sds_improves_heldout_cameras_and_times(with_oracle_sds, motion_run, demo_scene):
     """SDS whose x0 is the truth at the trajectory's cameras and times must raise PSNR at held-out cameras and times
     (the `dynamic` split) over the same run without SDS, most at the split's six cameras other than the reference
@@ -97,8 +74,7 @@ def test_temporal_oracle_sds_improves_heldout_cameras_and_times(with_oracle_sds,
 
     with_sds = evaluate_ground_truth(with_oracle_sds, demo_scene, "dynamic")
     without = evaluate_ground_truth(motion_run, demo_scene, "dynamic")
-    errors_with, errors_without = (ball_tracking_errors(config, demo_scene) for config in (with_oracle_sds,
-                                                                                          motion_run))  # fmt: skip
+    errors_with, errors_without = (ball_tracking(config, demo_scene)[0] for config in (with_oracle_sds, motion_run))
     away_with, away_without = (float(np.mean(result["per_frame_psnr"][AWAY])) for result in (with_sds, without))
     print(f"dynamic held-out PSNR: with oracle SDS {with_sds['psnr']:.2f} dB, without {without['psnr']:.2f} dB; "
           f"away from the reference camera {away_with:.2f} against {away_without:.2f}; per frame with "

@@ -92,7 +92,8 @@ def save_tiny_wan21_i2v(folder: PathLike, seed: int = 0) -> Path:
 def save_tiny_lora(pipe_class, transformer, folder: PathLike, weight_name: str, rank: int = 4, seed: int = 1,
                    scale: float = 0.5) -> Path:
     """A random LoRA (rank `rank`, both matrices non-zero) on the transformer's attention projections, in the
-    diffusers LoRA format; returns the file. The transformer is left without the adapter."""
+    diffusers LoRA format; returns the file. The adapter is deleted afterwards, but peft's wrappers stay (parameter
+    names `...to_k.base_layer.weight`): save the pipeline before making its LoRA."""
     from peft import LoraConfig, get_peft_model_state_dict
 
     torch.manual_seed(seed)
