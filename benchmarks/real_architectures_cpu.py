@@ -20,7 +20,7 @@ any. Wan2.1-I2V-14B does not fit this machine in bf16 (its transformer alone is 
 width with `--wan21-layers` of its 40 blocks (default 8), and its parameters are counted at full depth on the meta
 device.
 
-    python benchmarks/real_architectures_cpu.py                        # every backend, about 30 minutes, 2 cores
+    python benchmarks/real_architectures_cpu.py                        # every backend, about 17 minutes, 2 cores
     python benchmarks/real_architectures_cpu.py --backends ltx svd --calls vae sds
 """
 
