@@ -87,8 +87,7 @@ WAN21_I2V_TRANSFORMER = dict(patch_size=(1, 2, 2), num_attention_heads=40, atten
                              cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, image_dim=1280,
                              added_kv_proj_dim=5120, rope_max_seq_len=1024)
 WAN21_VAE: Dict[str, Any] = {}
-WAN21_CLIP = dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, intermediate_size=5120,
-                  image_size=224, patch_size=14, projection_dim=1024, hidden_act="gelu", layer_norm_eps=1e-5)
+WAN21_CLIP = SVD_CLIP  # the same CLIP ViT-H/14 (open_clip's ViT-H-14: width 1280, 32 layers, 16 heads, patch 14)
 #: SVD-xt's UNet: UNetSpatioTemporalConditionModel's defaults with the published sample size and frame count.
 SVD_XT_UNET = dict(sample_size=96, num_frames=25)
 
@@ -201,9 +200,9 @@ BACKENDS: Dict[str, Backend] = {backend.name: backend for backend in [
     Backend("svd", "Stable Video Diffusion img2vid-xt (UNet, CLIP ViT-H image encoder)", build_svd, "svd", None,
             (64, 64), 4, 0),
     Backend("cogvideox-dimensionx", "CogVideoX-5B-I2V + a DimensionX-rank (256) orbit LoRA", build_cogvideox_i2v,
-            None, "cogvideox-dimensionx", (480, 720), 5, 42, lora_rank=256),
+            None, "cogvideox-dimensionx", (480, 720), 5, COGVIDEOX_I2V_TRANSFORMER["num_layers"], lora_rank=256),
     Backend("wan21-orbit", "Wan2.1-I2V-14B-480P + an orbit LoRA", build_wan21_i2v, None, "wan21-orbit",
-            (32, 32), 5, 40, lora_rank=32),
+            (32, 32), 5, WAN21_I2V_TRANSFORMER["num_layers"], lora_rank=32),
 ]}  # fmt: skip
 
 
