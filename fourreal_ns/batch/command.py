@@ -170,17 +170,16 @@ class Batch:
                     reference = task.options(name=f"fourreal-item:{item.name}", **resources).remote(
                         item.name, str(folder.resolve()), item.arguments, os.getcwd())
                     running[reference] = item
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
-                for reference in ready:
-                    item = running.pop(reference)
-                    try:
-                        ray.get(reference)
-                        statuses[item.name] = "done"
-                    except ray.exceptions.RayError as error:
-                        statuses[item.name] = "failed"
-                        errors[item.name] = _error_text(error)
-                    if item.name in rows:
-                        progress.remove_task(rows.pop(item.name))
+                try:
+                    ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+                except KeyboardInterrupt:
+                    # an item whose last attempt ended just before Ctrl-C is reported as what it is (done or
+                    # failed), not as interrupted: its result may already be here
+                    ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
+                    self._collect(ready, running, statuses, errors, progress, rows)
+                    raise
+                self._collect(ready, running, statuses, errors, progress, rows)
+                if ready:
                     self._report(items, statuses, errors, started, kept)
                 for item in running.values():
                     self._show_running(progress, rows, item, statuses, started)
@@ -188,6 +187,23 @@ class Batch:
                 progress.update(overall, completed=counts["done"] + counts["failed"],
                                 status=" · ".join(f"{counts[key]} {key}" for key in
                                                   ("done", "running", "failed", "waiting")))
+
+    @staticmethod
+    def _collect(ready: List[Any], running: Dict[Any, BatchItem], statuses: Dict[str, str], errors: Dict[str, str],
+                 progress, rows: Dict[str, Any]) -> None:
+        """Record the outcome of each finished task (done, or failed with its item's error) and drop its row."""
+        import ray
+
+        for reference in ready:
+            item = running.pop(reference)
+            try:
+                ray.get(reference)
+                statuses[item.name] = "done"
+            except ray.exceptions.RayError as error:
+                statuses[item.name] = "failed"
+                errors[item.name] = _error_text(error)
+            if item.name in rows:
+                progress.remove_task(rows.pop(item.name))
 
     def _show_running(self, progress, rows: Dict[str, Any], item: BatchItem, statuses: Dict[str, str],
                       started: float) -> None:
