@@ -145,15 +145,16 @@ def pytest_configure(config) -> None:
         torch.set_num_threads(threads)
 
 
-LONGEST_FIRST = ["test_canonical_e2e.py", "test_dnerf_e2e.py", "test_sds.py", "test_motion_e2e.py",
+LONGEST_FIRST = ["test_canonical_e2e.py", "test_dnerf_e2e.py", "test_motion_e2e.py", "test_sds.py",
                  "test_real_footage_e2e.py", "test_motion_sds.py", "test_web_export.py", "test_batch.py",
                  "test_process_footage.py", "test_reliability.py"]  # fmt: skip
-"""The files whose tests take longest (`--durations`, 2026-12-07), handed out first: with `--dist loadfile` a
-worker takes the next file when it is free, so the long ones first let the workers finish together. Each worker
-starts with two files (the first and third to the first worker, the second and fourth to the other), so the
-session's motion run (test_motion_e2e.py) is trained by the second worker while the first trains
-test_canonical_e2e.py's own runs and the files needing it later (motion SDS, web export) need not wait for it (on
-2026-12-07 a worker waited 5 minutes for it when the web export's tests came right after the motion tests)."""
+"""The files whose tests take longest (`--durations`, 2026-12-07), handed out first. With `--dist loadfile` each
+worker starts with one file and takes the next one in this order whenever it has at most two tests left to run
+(pytest-xdist's LoadScopeScheduling), so a worker starting with a file of two tests takes a second at once. Hence:
+the first worker trains test_canonical_e2e.py's runs, starting with the session's canonical run; the second
+trains D-NeRF lego (two tests, ~10 minutes) and then test_motion_e2e.py, whose session motion run needs the
+canonical run, finished by then, and which the later files (motion SDS, web export) need in turn. On 2026-12-07,
+with test_sds.py third, the motion run started 24 minutes in and two files waited 5 minutes for it."""
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -111,3 +111,49 @@ def test_small_motion_loss_is_l1_and_reaches_the_network():
     loss.backward()
     assert field.head_means.weight.grad.abs().sum() > 0 and field.layers[0].weight.grad.abs().sum() > 0
 
+
+
+def concatenated_network(field: DeformationField, positions: torch.Tensor, code: torch.Tensor) -> list:
+    """Appendix D.3's network written plainly: the encoded inputs concatenated, at the first and the skip layer."""
+    config = field.config
+    encoded = torch.cat([positional_encoding(positions, config.position_freqs),
+                         positional_encoding(code, config.code_freqs)], dim=-1)
+    hidden = encoded
+    for i, layer in enumerate(field.layers):
+        if i == config.skip_layer and i > 0:
+            hidden = torch.cat([hidden, encoded], dim=-1)
+        hidden = torch.relu(layer(hidden))
+    return [field.head_means(hidden), field.head_quats(hidden), field.head_scales(hidden)]
+
+
+def test_the_split_input_layers_are_the_concatenated_network():
+    """DeformationField.mlp splits the layers reading the encoded input into position and code columns (the
+    position part once for both of the anchor's codes): the same offsets and gradients as the plain network."""
+    torch.manual_seed(0)
+    config = DeformationFieldConfig(depth=4, width=32, skip_layer=2)
+    field = DeformationField(config, canonical_code=0.25)
+    randomise_heads(field)
+    positions = torch.randn(40, 3)
+    per_gaussian = torch.rand(40, 1)
+    per_gaussian[::5] = 0.25  # some at the canonical code
+    for code in (torch.tensor([[0.7]]), per_gaussian):
+        codes = code.expand(40, 1)
+        expected = [moving - anchor for moving, anchor in zip(
+            concatenated_network(field, positions, codes),
+            concatenated_network(field, positions, torch.full_like(codes, 0.25)))]
+        expected = [offset * (codes != 0.25) for offset in expected]
+        got = field(positions, code if code.shape[0] > 1 else 0.7)
+        for a, b in zip(got, expected):
+            assert torch.allclose(a, b, atol=1e-6)
+        weights = [torch.randn_like(offset) for offset in expected]
+        grads = []
+        for outputs in (got, expected):
+            field.zero_grad()
+            sum((output * weight).sum() for output, weight in zip(outputs, weights)).backward(retain_graph=True)
+            grads.append([parameter.grad.clone() for parameter in field.parameters()])
+        for a, b in zip(*grads):
+            assert torch.allclose(a, b, atol=1e-5)
+    unanchored = DeformationField(config, canonical_code=None)
+    unanchored.load_state_dict({k: v for k, v in field.state_dict().items() if k != "canonical_code"}, strict=False)
+    for a, b in zip(unanchored(positions, per_gaussian), concatenated_network(unanchored, positions, per_gaussian)):
+        assert torch.allclose(a, b, atol=1e-6)
