@@ -41,6 +41,7 @@ test: $(STAMP) system-deps
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_rasterizer.py
+	$(PY) benchmarks/bench_deformation_field.py
 	$(PY) benchmarks/bench_canonical_step.py
 	$(PY) benchmarks/bench_motion_step.py
 	$(PY) benchmarks/bench_sds.py

@@ -22,22 +22,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from fourreal_ns.models.deformation import DeformationField, DeformationFieldConfig, positional_encoding  # noqa: E402
+from fourreal_ns.models.deformation import DeformationField, DeformationFieldConfig, concatenated_network  # noqa: E402
 
 
 def concatenated(field: DeformationField, positions: torch.Tensor, code: float) -> List[torch.Tensor]:
-    """F(x, c) - F(x, c_canonical) with the encoded input concatenated, on [x; x] (the code before the split)."""
-    config, num = field.config, positions.shape[0]
-    both = torch.cat([positions, positions])
+    """F(x, c) - F(x, c_canonical) as before the split: the plain network on the anchored batch [x; x]."""
+    num = positions.shape[0]
     codes = torch.cat([torch.full((num, 1), code), torch.full((num, 1), float(field.canonical_code))])
-    encoded = torch.cat([positional_encoding(both, config.position_freqs),
-                         positional_encoding(codes, config.code_freqs)], dim=-1)
-    hidden = encoded
-    for i, layer in enumerate(field.layers):
-        if i == config.skip_layer and i > 0:
-            hidden = torch.cat([hidden, encoded], dim=-1)
-        hidden = torch.relu(layer(hidden))
-    outputs = [field.head_means(hidden), field.head_quats(hidden), field.head_scales(hidden)]
+    outputs = concatenated_network(field, torch.cat([positions, positions]), codes)
     return [output[:num] - output[num:] for output in outputs]
 
 

@@ -2,7 +2,8 @@
 
 import torch
 
-from fourreal_ns.models.deformation import DeformationField, DeformationFieldConfig, positional_encoding
+from fourreal_ns.models.deformation import (DeformationField, DeformationFieldConfig, concatenated_network,
+                                            positional_encoding)
 from fourreal_ns.models.regularizers import small_motion_loss
 
 
@@ -111,19 +112,6 @@ def test_small_motion_loss_is_l1_and_reaches_the_network():
     loss.backward()
     assert field.head_means.weight.grad.abs().sum() > 0 and field.layers[0].weight.grad.abs().sum() > 0
 
-
-
-def concatenated_network(field: DeformationField, positions: torch.Tensor, code: torch.Tensor) -> list:
-    """Appendix D.3's network written plainly: the encoded inputs concatenated, at the first and the skip layer."""
-    config = field.config
-    encoded = torch.cat([positional_encoding(positions, config.position_freqs),
-                         positional_encoding(code, config.code_freqs)], dim=-1)
-    hidden = encoded
-    for i, layer in enumerate(field.layers):
-        if i == config.skip_layer and i > 0:
-            hidden = torch.cat([hidden, encoded], dim=-1)
-        hidden = torch.relu(layer(hidden))
-    return [field.head_means(hidden), field.head_quats(hidden), field.head_scales(hidden)]
 
 
 def test_the_split_input_layers_are_the_concatenated_network():

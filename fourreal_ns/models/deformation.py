@@ -154,3 +154,18 @@ class DeformationField(nn.Module):
         # Without scale offsets the scale head is not evaluated (and stays untrained).
         scales = self.head_scales(hidden) if self.config.scale_offsets else hidden.new_zeros(hidden.shape[0], 3)
         return self.head_means(hidden), self.head_quats(hidden), scales
+
+
+def concatenated_network(field: DeformationField, positions: Tensor, codes: Tensor) -> List[Tensor]:
+    """The raw network of appendix D.3 written plainly, the encoded inputs concatenated at the first and the skip
+    layer, for positions [N, 3] and codes [N, 1]: the reference that `DeformationField.mlp`'s split layers equal
+    (tests/test_deformation.py) and are timed against (benchmarks/bench_deformation_field.py)."""
+    config = field.config
+    encoded = torch.cat([positional_encoding(positions, config.position_freqs),
+                         positional_encoding(codes, config.code_freqs)], dim=-1)
+    hidden = encoded
+    for i, layer in enumerate(field.layers):
+        if i == config.skip_layer and i > 0:
+            hidden = torch.cat([hidden, encoded], dim=-1)
+        hidden = torch.relu(layer(hidden))
+    return [field.head_means(hidden), field.head_quats(hidden), field.head_scales(hidden)]
