@@ -113,7 +113,6 @@ def test_small_motion_loss_is_l1_and_reaches_the_network():
     assert field.head_means.weight.grad.abs().sum() > 0 and field.layers[0].weight.grad.abs().sum() > 0
 
 
-
 def test_the_split_input_layers_are_the_concatenated_network():
     """DeformationField.mlp splits the layers reading the encoded input into position and code columns (the
     position part once for both of the anchor's codes): the same offsets and gradients as the plain network."""
